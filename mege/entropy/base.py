@@ -35,13 +35,14 @@ class EntropyResult:
         is the entropy-gradient estimate.
     value: entropy estimate in nats (a detached-or-not scalar), or None when there is none.
     aux_loss: loss for the estimator's own parameters, or None.
-    info: floats to log.
+    info: scalars to log (floats or 0-d tensors; the trainer converts them only at log
+        intervals, so estimators need no host sync).
     """
 
     surrogate: Tensor
     value: Tensor | None = None
     aux_loss: Tensor | None = None
-    info: dict[str, float] = field(default_factory=dict)
+    info: dict[str, float | Tensor] = field(default_factory=dict)
 
 
 class EntropyEstimator(nn.Module):
