@@ -1,0 +1,181 @@
+"""`mege report` on a synthetic hydra-like sweep folder, against hand-computed means and standard errors."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from mege.errors import MegeError
+from mege.report import Stat, build_report, format_cell, main, read_csv
+
+PROTOCOL = {"samples": 2500, "hq_std": 3, "log": "e", "kl": "KL(gen||data)"}
+
+
+def _metrics(seed, **values):
+    return {**values, "protocol": {**PROTOCOL, "seed": seed}}
+
+
+def _write_run(root, job, entropy, seed, summary=None, jsonl=None, landscape=False):
+    run = root / str(job)
+    (run / ".hydra").mkdir(parents=True)
+    overrides = [f"entropy={entropy}", f"seed={seed}", "train.steps=100", "+launcher=joblib", "hydra.launcher.n_jobs=2"]
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\ntrain:\n  steps: 100\nentropy:\n  _target_: mege.entropy.{entropy}.Estimator\n")
+    if summary is not None:
+        (run / "summary.json").write_text(json.dumps(summary))
+    if jsonl is not None:
+        (run / "metrics.jsonl").write_text(jsonl)
+    if landscape:
+        import matplotlib.pyplot as plt
+
+        plt.imsave(run / "landscape.png", np.random.default_rng(0).random((8, 8)))
+
+
+def _done(seed, step=100, ema=None, **values):
+    ema_metrics = None if ema is None else _metrics(seed, **ema)
+    return {"status": "completed", "step": step, "metrics": _metrics(seed, **values), "ema_metrics": ema_metrics, "elapsed_s": 1.0, "version": "0.1.0"}
+
+
+@pytest.fixture()
+def sweep(tmp_path):
+    """multirun/<date>/<time>/<job>: entropy ∈ {none, kde} × seeds 0..2 completed, plus
+    none/3 still running, kde/3 failed, kde/4 without summary, and kde/2 missing the 'hq' metric."""
+    root = tmp_path / "multirun" / "2025-01-01" / "12-00-00"
+    root.mkdir(parents=True)
+    (root / "multirun.yaml").write_text("hydra: {}\n")
+    _write_run(root, 0, "none", 0, _done(0, modes=20, hq=0.9, reverse_kl=0.5, ema=dict(modes=21)), landscape=True)
+    _write_run(root, 1, "none", 1, _done(1, modes=22, hq=0.8, reverse_kl=0.3, ema=dict(modes=23)))
+    _write_run(root, 2, "none", 2, _done(2, modes=27, hq=0.85, reverse_kl=0.4, ema=dict(modes=25)))
+    _write_run(root, 3, "none", 3, {"status": "running", "step": 50, "metrics": {}, "ema_metrics": None})
+    _write_run(root, 4, "kde", 0, _done(0, modes=25, hq=0.96, reverse_kl=0.01, ema=dict(modes=25)))
+    _write_run(root, 5, "kde", 1, _done(1, modes=24, hq=0.98, reverse_kl=0.03, ema=dict(modes=25)))
+    _write_run(root, 6, "kde", 2, _done(2, modes=25, reverse_kl=0.02, ema=dict(modes=24)))
+    failed = {"status": "failed", "step": 120, "error": "Traceback ...\nRuntimeError: loss is nan", "metrics": {}, "ema_metrics": None}
+    _write_run(root, 7, "kde", 3, failed, jsonl=json.dumps({"step": 100, "metrics": {"modes": 10, "reverse_kl": 1.0}, "ema_metrics": None}) + "\n")
+    lines = [{"step": 100, "metrics": {"modes": 12, "reverse_kl": 0.9}}, {"step": 200, "metrics": {"modes": 18, "reverse_kl": 0.2}}]
+    _write_run(root, 8, "kde", 4, None, jsonl="".join(json.dumps(x) + "\n" for x in lines) + '{"step": 300, "metr')
+    return tmp_path / "multirun"
+
+
+# Hand-computed: mean and s.d./√n with ddof=1.
+EXPECTED = {
+    ("none", "modes"): (23.0, math.sqrt(13 / 3), 3),  # 20,22,27: Σdev²=26, var=13
+    ("none", "hq"): (0.85, math.sqrt(0.0025 / 3), 3),
+    ("none", "reverse_kl"): (0.4, math.sqrt(0.01 / 3), 3),
+    ("none", "ema/modes"): (23.0, math.sqrt(4 / 3), 3),  # 21,23,25
+    ("kde", "modes"): (74 / 3, 1 / 3, 3),  # 25,24,25: Σdev²=2/3, var=1/3, se=√(1/9)
+    ("kde", "hq"): (0.97, 0.01, 2),  # 0.96,0.98 (seed 2 lacks hq)
+    ("kde", "reverse_kl"): (0.02, math.sqrt(0.0001 / 3), 3),
+    ("kde", "ema/modes"): (74 / 3, 1 / 3, 3),
+}
+
+
+def _md_table(text):
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = []
+    for line in lines[1:]:
+        if line.startswith("| run"):  # next table
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
+    return header, rows
+
+
+def test_groups_means_standard_errors_and_counts(sweep):
+    report = build_report(sweep)
+    assert report.keys == ["entropy"]
+    assert report.fixed == {"train.steps": "100", "launcher": "joblib"}
+    assert report.metrics == ["modes", "hq", "reverse_kl", "ema/modes"]
+    groups = {g.values[0]: g for g in report.groups}
+    assert [g.values for g in report.groups] == [("kde",), ("none",)]
+    assert (len(groups["none"].runs), len(groups["none"].excluded)) == (3, 1)
+    assert (len(groups["kde"].runs), len(groups["kde"].excluded)) == (3, 2)
+    for (group, metric), (mean, se, n) in EXPECTED.items():
+        s = groups[group].stats[metric]
+        assert s.n == n, (group, metric)
+        assert s.mean == pytest.approx(mean, rel=1e-12), (group, metric)
+        assert s.se == pytest.approx(se, rel=1e-9), (group, metric)
+    assert groups["kde"].missing == {"2025-01-01/12-00-00/6": {"hq": "absent"}}
+
+
+def test_report_files_list_excluded_runs_and_csv_matches_table(sweep, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(sweep), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+
+    # Excluded or incomplete runs, each with its reason.
+    excluded = md.split("## Excluded or incomplete runs")[1].split("##")[0]
+    assert "2025-01-01/12-00-00/7 | entropy=kde | 3 | failed | 120 | no | failed: RuntimeError: loss is nan at step 120; last evaluation at step 100 in metrics.jsonl" in excluded
+    assert "2025-01-01/12-00-00/8 | entropy=kde | 4 | no summary |  | no | no summary.json; last evaluation at step 200 in metrics.jsonl" in excluded
+    assert "2025-01-01/12-00-00/3 | entropy=none | 3 | running | 50 | no | incomplete: summary says running at step 50; no evaluation in metrics.jsonl" in excluded
+    assert excluded.count("| no |") == 3
+    missing = md.split("## Runs missing a metric")[1]
+    assert "2025-01-01/12-00-00/6 | entropy=kde | 2 | hq (absent)" in missing
+    assert "Protocol: samples=2500, hq_std=3, log=e, kl=KL(gen||data)." in md  # seed left out
+    assert "Fixed overrides: `train.steps=100`, `launcher=joblib`." in md
+
+    header, rows = _md_table(md)
+    assert header == ["entropy", "runs", "excluded", "modes", "hq", "reverse_kl", "ema/modes"]
+    assert rows[1]["modes"] == "23 ± 2.082" and rows[1]["runs"] == "3" and rows[1]["excluded"] == "1"
+    assert rows[0]["hq"] == "0.97 ± 0.01 (n=2)"
+
+    csv_rows = read_csv(out / "report.csv")
+    assert [r["entropy"] for r in csv_rows] == [r["entropy"] for r in rows] == ["kde", "none"]
+    for csv_row, md_row in zip(csv_rows, rows):
+        assert (csv_row["runs"], csv_row["excluded"]) == (md_row["runs"], md_row["excluded"])
+        for metric in ["modes", "hq", "reverse_kl", "ema/modes"]:
+            mean, se, n = EXPECTED[(csv_row["entropy"], metric)]
+            stat = Stat(float(csv_row[f"{metric}:mean"]), float(csv_row[f"{metric}:se"]), int(csv_row[f"{metric}:n"]))
+            assert (stat.mean, stat.se, stat.n) == (pytest.approx(mean, rel=1e-12), pytest.approx(se, rel=1e-9), n)
+            assert format_cell(stat, int(csv_row["runs"])) == md_row[metric]
+
+    assert (out / "report_bars.png").stat().st_size > 0
+    assert (out / "report_landscapes.png").stat().st_size > 0
+    assert "](report_bars.png)" in md and "](report_landscapes.png)" in md
+
+
+def test_include_incomplete_aggregates_last_evaluation(sweep):
+    report = build_report(sweep, include_incomplete=True)
+    kde = next(g for g in report.groups if g.values == ("kde",))
+    modes = kde.stats["modes"]  # 25, 24, 25, 10 (failed, step 100), 18 (no summary, step 200)
+    assert (modes.n, modes.mean) == (5, pytest.approx(20.4))
+    assert modes.se == pytest.approx(math.sqrt(169.2 / 4 / 5))
+    assert kde.stats["hq"].n == 2 and len(kde.runs) == 5
+    assert "included with its last evaluation at step 100" in next(r for r in kde.runs if r.name.endswith("/7")).reason
+    none = next(g for g in report.groups if g.values == ("none",))
+    assert len(none.excluded) == 1  # running with no metrics.jsonl: still excluded
+
+
+def test_group_by_named_key_reads_overrides_then_config(sweep):
+    report = build_report(sweep, by=["train.steps"])
+    assert [g.values for g in report.groups] == [("100",)] and len(report.groups[0].runs) == 6
+    report = build_report(sweep, by=["entropy._target_"])  # not an override: read from the resolved config
+    assert [g.values for g in report.groups] == [("mege.entropy.kde.Estimator",), ("mege.entropy.none.Estimator",)]
+
+
+def test_stat_matches_scipy_and_single_run_shows_dash():
+    values = [0.3, 1.7, 2.2, 5.0]
+    s = Stat.of(values)
+    assert s.mean == pytest.approx(np.mean(values)) and s.se == pytest.approx(sps.sem(values, ddof=1))
+    one = Stat.of([4.0])
+    assert one.n == 1 and math.isnan(one.se)
+    assert format_cell(one, 1) == "4 ± —"
+    assert format_cell(Stat.of([]), 3) == "—"
+
+
+def test_nan_metric_counts_as_missing(tmp_path):
+    for job, kl in enumerate([0.1, float("nan"), 0.3]):
+        _write_run(tmp_path, job, "none", job, _done(job, modes=8, reverse_kl=kl))
+    (g,) = build_report(tmp_path).groups
+    assert g.stats["reverse_kl"].n == 2 and g.stats["reverse_kl"].mean == pytest.approx(0.2)
+    assert g.missing == {"1": {"reverse_kl": "nan"}}
+
+
+def test_clear_errors_for_missing_or_empty_sweep(tmp_path):
+    with pytest.raises(MegeError, match="does not exist"):
+        main([str(tmp_path / "nope")])
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(MegeError, match="no run under"):
+        main([str(tmp_path / "empty")])
