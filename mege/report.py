@@ -42,10 +42,10 @@ from mege.errors import MegeError
 SEED_KEYS = ("seed",)
 """Override keys pooled over (a key whose last dotted part is one of these)."""
 
-DEFAULT_PLOT_PATTERN = r"modes|kl"
+DEFAULT_PLOT_PATTERN = r"^modes$|kl"
 """Metrics plotted as bar charts by default: leaf name matching this (case-insensitive)."""
 
-MAX_LANDSCAPES = 64
+MAX_LANDSCAPE_ROWS, MAX_LANDSCAPE_COLS = 16, 8
 EMA_PREFIX = "ema/"
 DASH = "—"
 
@@ -151,14 +151,19 @@ def _select(config, key: str):
 def flatten_metrics(metrics: dict, prefix: str = "") -> tuple[dict[str, float], dict[str, dict], dict[str, str]]:
     """Nested metric dict → (numeric {name: value}, protocol cards {prefix: card}, non-finite {name: 'nan'|'inf'}).
 
-    Nested dicts join names with '/'; a key ``protocol`` holds a protocol card, not metrics;
-    strings, lists and booleans are not metrics.
+    Nested dicts join names with '/'; a key ``protocol`` holds a protocol card, not metrics, and
+    a number repeated in its block's card with the same value (e.g. the sample count) is a
+    protocol field, not a result; strings, lists and booleans are not metrics.
     """
     numeric, protocols, nonfinite = {}, {}, {}
+    card = (metrics or {}).get("protocol")
+    card = card if isinstance(card, dict) else {}
     for key, value in (metrics or {}).items():
         name = f"{prefix}{key}"
         if key == "protocol" and isinstance(value, dict):
             protocols[prefix.rstrip("/")] = value
+        elif key in card and card[key] == value:
+            continue
         elif isinstance(value, dict):
             n, p, b = flatten_metrics(value, f"{name}/")
             numeric.update(n), protocols.update(p), nonfinite.update(b)
@@ -398,7 +403,7 @@ def format_number(x: float) -> str:
 def format_cell(stat: Stat, runs: int) -> str:
     """'mean ± se' ('—' for an undefined s.e.), with '(n=k)' when k < runs; '—' when n = 0."""
     if stat.n == 0:
-        return DASH
+        return DASH + (" (n=0)" if runs else "")
     cell = f"{format_number(stat.mean)} ± {format_number(stat.se)}"
     return cell + (f" (n={stat.n})" if stat.n < runs else "")
 
@@ -547,32 +552,35 @@ def plot_bars(report: Report, metrics: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_landscapes(report: Report, path: Path) -> int:
-    """Grid of the runs' final ``landscape.png`` (group order, at most MAX_LANDSCAPES); returns how many."""
-    runs = [r for g in report.groups for r in g.runs + g.excluded if r.landscape is not None]
-    if not runs:
-        return 0
+def plot_landscapes(report: Report, path: Path) -> tuple[int, int]:
+    """The runs' final ``landscape.png``: one row per group, one column per run (at most
+    MAX_LANDSCAPE_ROWS × MAX_LANDSCAPE_COLS); returns (shown, found)."""
+    rows = [[r for r in g.runs + g.excluded if r.landscape is not None] for g in report.groups]
+    labels = [report.label(g) for g, row in zip(report.groups, rows) if row]
+    rows = [row for row in rows if row]
+    found = sum(map(len, rows))
+    rows = [row[:MAX_LANDSCAPE_COLS] for row in rows[:MAX_LANDSCAPE_ROWS]]
+    if not rows:
+        return 0, 0
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 
-    group_of = {r.name: report.label(g) for g in report.groups for r in g.runs + g.excluded}
-    runs = runs[:MAX_LANDSCAPES]
-    cols = math.ceil(math.sqrt(len(runs)))
-    rows = math.ceil(len(runs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    cols = max(map(len, rows))
+    fig, axes = plt.subplots(len(rows), cols, figsize=(4.0 * cols, 3.9 * len(rows)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, run in zip(axes.flat, runs):
-        ax.imshow(mpimg.imread(run.landscape))
-        note = "" if run.included and not run.reason else " [incomplete]" if run.included else " [excluded]"
-        ax.set_title(f"{group_of[run.name]}\nseed {run.seed} ({run.name}){note}", fontsize=7)
+    for i, (label, row) in enumerate(zip(labels, rows)):
+        for ax, run in zip(axes[i], row):
+            ax.imshow(mpimg.imread(run.landscape))
+            note = "" if run.included and not run.reason else " [incomplete]" if run.included else " [excluded]"
+            ax.set_title(f"{label}, seed {run.seed} (run {run.name}){note}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return len(runs)
+    return sum(map(len, rows)), found
 
 
 def write_report(report: Report, out_dir: Path, plot_names: list[str] | None = None) -> dict[str, Path]:
@@ -586,11 +594,10 @@ def write_report(report: Report, out_dir: Path, plot_names: list[str] | None = N
         written["bars"] = out_dir / "report_bars.png"
         plot_bars(report, to_plot, written["bars"])
         plots[" and ".join(to_plot) + " per group"] = written["bars"].name
-    shown = plot_landscapes(report, out_dir / "report_landscapes.png")
+    shown, found = plot_landscapes(report, out_dir / "report_landscapes.png")
     if shown:
         written["landscapes"] = out_dir / "report_landscapes.png"
-        total = sum(r.landscape is not None for r in report.runs)
-        plots[f"final landscapes ({shown} of {total} runs)"] = written["landscapes"].name
+        plots[f"final landscapes ({shown} of {found} runs with one)"] = written["landscapes"].name
     write_markdown(report, written["markdown"], plots)
     return written
 

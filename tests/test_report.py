@@ -10,11 +10,12 @@ from scipy import stats as sps
 from mege.errors import MegeError
 from mege.report import Stat, build_report, format_cell, main, read_csv
 
-PROTOCOL = {"samples": 2500, "hq_std": 3, "log": "e", "kl": "KL(gen||data)"}
+PROTOCOL = {"n_samples": 2500, "hq_std": 3, "log": "e", "kl": "KL(gen||data)"}
 
 
 def _metrics(seed, **values):
-    return {**values, "protocol": {**PROTOCOL, "seed": seed}}
+    # n_samples repeats the protocol card: a protocol field, not a metric column.
+    return {**values, "n_samples": 2500, "protocol": {**PROTOCOL, "seed": seed}}
 
 
 def _write_run(root, job, entropy, seed, summary=None, jsonl=None, landscape=False):
@@ -113,7 +114,7 @@ def test_report_files_list_excluded_runs_and_csv_matches_table(sweep, tmp_path):
     assert excluded.count("| no |") == 3
     missing = md.split("## Runs missing a metric")[1]
     assert "2025-01-01/12-00-00/6 | entropy=kde | 2 | hq (absent)" in missing
-    assert "Protocol: samples=2500, hq_std=3, log=e, kl=KL(gen||data)." in md  # seed left out
+    assert "Protocol: n_samples=2500, hq_std=3, log=e, kl=KL(gen||data)." in md  # seed left out
     assert "Fixed overrides: `train.steps=100`, `launcher=joblib`." in md
 
     header, rows = _md_table(md)
@@ -162,7 +163,7 @@ def test_stat_matches_scipy_and_single_run_shows_dash():
     one = Stat.of([4.0])
     assert one.n == 1 and math.isnan(one.se)
     assert format_cell(one, 1) == "4 ± —"
-    assert format_cell(Stat.of([]), 3) == "—"
+    assert format_cell(Stat.of([]), 3) == "— (n=0)" and format_cell(Stat.of([]), 0) == "—"
 
 
 def test_nan_metric_counts_as_missing(tmp_path):
