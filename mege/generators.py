@@ -1,0 +1,72 @@
+r"""Generators ``x = G(z)``, ``z ~ N(0, I)``; the noisy wrapper ``x = G(z) + σε``; weight EMA."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from mege.energy.mlp import mlp
+from mege.errors import check
+
+
+class Generator(nn.Module):
+    """Base: ``latent_dim`` and a standard-normal latent sampler."""
+
+    latent_dim: int
+
+    def sample_latent(self, n: int, device: torch.device | str | None = None,
+                      generator: torch.Generator | None = None) -> Tensor:
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        return z.to(device) if device is not None else z
+
+
+class MLPGenerator(Generator):
+    """``G(z) = MLP(z)`` reshaped to the sample shape ``(x_dim,)``."""
+
+    def __init__(self, z_dim: int, x_dim: int, hidden: int = 512, depth: int = 3):
+        super().__init__()
+        self.latent_dim = z_dim
+        self.net = mlp(z_dim, hidden, depth, x_dim)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class NoisyGenerator(Generator):
+    r"""``x = G(z) + σ ε``, ε ~ N(0, I): a generator with a finite entropy (DESIGN §1).
+
+    σ is fixed, or learned and clamped to ``[min_sigma, max_sigma]``.
+    """
+
+    def __init__(self, base: Generator, sigma: float = 0.1, learn_sigma: bool = False,
+                 min_sigma: float = 1e-3, max_sigma: float = 1.0):
+        super().__init__()
+        check(0 < min_sigma <= sigma <= max_sigma,
+              f"NoisyGenerator needs 0 < min_sigma ≤ sigma ≤ max_sigma (got {min_sigma}, {sigma}, {max_sigma}).")
+        self.base, self.latent_dim = base, base.latent_dim
+        self.min_sigma, self.max_sigma = min_sigma, max_sigma
+        log_sigma = torch.tensor(math.log(sigma))
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.log_sigma.exp().clamp(self.min_sigma, self.max_sigma)
+
+    def mean(self, z: Tensor) -> Tensor:
+        return self.base(z)
+
+    def forward(self, z: Tensor) -> Tensor:
+        mean = self.base(z)
+        return mean + self.sigma * torch.randn_like(mean)
+
+
+def ema_of(generator: nn.Module, decay: float) -> AveragedModel:
+    """Exponential moving average of the weights (and buffers): ``θ̄ ← decay·θ̄ + (1−decay)·θ``."""
+    check(0.0 < decay < 1.0, f"ema decay must be in (0, 1) (got {decay}); set ema_decay=null to turn EMA off.")
+    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -1,0 +1,53 @@
+r"""The two objectives of the energy view.
+
+Critic (digging, eq. 1–2):   ``L_U = loss.critic(U(x_real), U(x_fake)) + penalty``, e.g.
+``E_p U(x) − E_q U(x) + λ E_p ‖∇_x U(x)‖²``.
+
+Generator (jumping with maximum entropy, eq. 3–4):  ``L_G = loss.generator(U(G(z))) − λ_H · Ĥ``
+where Ĥ is the estimator's surrogate (its gradient is the entropy gradient).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mege.entropy.base import EntropyEstimator, EntropyResult
+
+
+@dataclass
+class CriticStep:
+    loss: Tensor
+    energy_loss: Tensor
+    penalty: Tensor
+    u_real: Tensor
+    u_fake: Tensor
+
+
+def critic_objective(critic: nn.Module, loss, penalty, real: Tensor, fake: Tensor) -> CriticStep:
+    """One critic forward on the real and fake batches together, shared by loss and penalty."""
+    real = real.detach().requires_grad_(penalty.needs_real_grad)
+    fake = fake.detach().requires_grad_(penalty.needs_fake_grad)
+    u_real, u_fake = critic(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+    energy_loss = loss.critic(u_real, u_fake)
+    pen = penalty(critic, real, fake, u_real, u_fake)
+    return CriticStep(energy_loss + pen, energy_loss, pen, u_real, u_fake)
+
+
+@dataclass
+class GeneratorStep:
+    loss: Tensor
+    energy: Tensor
+    entropy: EntropyResult
+
+
+def generator_objective(critic: nn.Module, loss, estimator: EntropyEstimator, lambda_h: float,
+                        generator: nn.Module, z: Tensor) -> GeneratorStep:
+    """``L_G = loss.generator(U(G(z))) − λ_H · surrogate`` for one batch of latents."""
+    x = generator(z)
+    energy = loss.generator(critic(x))
+    entropy = estimator(x, z=z if estimator.needs_latents else None,
+                        generator=generator if estimator.needs_generator else None)
+    return GeneratorStep(energy - lambda_h * entropy.surrogate, energy, entropy)
