@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -153,6 +154,53 @@ def _check_common(z0: Tensor, steps: int, step_size: float, temperature: float, 
 # ----------------------------------------------------------------------------- MALA
 
 
+class Target(NamedTuple):
+    """What a MALA proposal needs to know about the target and the ratio."""
+
+    energy_fn: EnergyFn
+    temperature: float
+    prior: bool
+    proposal_ratio: bool
+
+
+def _mala_proposal(target: Target, z: Tensor, e: Tensor, grad: Tensor, log_eps: Tensor) -> tuple[Tensor, ...]:
+    """One Langevin proposal per chain and its log MH ratio (−inf when E(z') is not finite)."""
+    energy_fn, temperature, prior, proposal_ratio = target
+    eps = _per_chain(log_eps.exp(), z)
+    noise = torch.randn_like(z)
+    z_new = z - eps * grad + (2 * eps).sqrt() * noise
+    e_new, grad_new = _energy_and_grad(energy_fn, z_new, temperature, prior)
+    log_alpha = e - e_new
+    if proposal_ratio:
+        log_q_forward = -0.5 * noise.flatten(1).pow(2).sum(dim=1)  # ‖z'−z+ε∇E(z)‖²/(4ε) = ½‖ξ‖²
+        log_q_backward = -(z - z_new + eps * grad_new).flatten(1).pow(2).sum(dim=1) / (4 * eps.flatten())
+        log_alpha = log_alpha + log_q_backward - log_q_forward
+    finite = torch.isfinite(log_alpha) & torch.isfinite(e_new)
+    log_alpha = torch.where(finite, log_alpha, torch.full_like(log_alpha, -math.inf))
+    return z_new, e_new, grad_new, log_alpha
+
+
+def _initial_log_step_size(target: Target, z: Tensor, e: Tensor, grad: Tensor, log_eps: Tensor,
+                           max_iter: int = 12) -> Tensor:
+    """Per chain, double (α > ½) or halve (α ≤ ½) ε until a trial proposal's α crosses ½.
+
+    Doubling stops at the last ε with α > ½; halving at the first ε with α > ½ (or after
+    ``max_iter`` tries). Uses trial proposals only: the chains do not move.
+    """
+    log_half, log_two = math.log(0.5), math.log(2.0)
+    up = _mala_proposal(target, z, e, grad, log_eps)[-1] > log_half
+    active = torch.ones_like(up)
+    for _ in range(max_iter):
+        trial = log_eps + torch.where(up, log_two, -log_two)
+        above = _mala_proposal(target, z, e, grad, trial)[-1] > log_half
+        crossed = torch.where(up, ~above, above)
+        log_eps = torch.where(active & ~(crossed & up), trial, log_eps)
+        active = active & ~crossed
+        if not bool(active.any()):
+            break
+    return log_eps
+
+
 def mala(
     energy_fn: EnergyFn,
     z0: Tensor,
@@ -168,7 +216,8 @@ def mala(
     prior: bool = True,
     metropolis: bool = True,
     proposal_ratio: bool = True,
-    adapt_rate: float = 1.0,
+    adapt_rate: float = 2.0,
+    init_step_size: bool = True,
 ) -> MCMCResult:
     r"""Metropolis-adjusted Langevin algorithm on ``π(z) ∝ exp(−E(z))``, one chain per row of z0.
 
@@ -185,8 +234,11 @@ def mala(
     at finite ε) and ``proposal_ratio=False`` drops the q-ratio from log α (also biased);
     both exist for ablations and for the test that shows the correction matters.
 
-    Step-size adaptation (``adapt``): during the first ``warmup`` transitions (default
-    ``steps // 2``; 0 without adaptation) each chain's step size follows the Robbins–Monro rule
+    Step-size adaptation (``adapt``): with ``init_step_size`` each chain's ε is first doubled or
+    halved (at most 12 times, at z0, no move made) until a trial proposal's acceptance
+    probability crosses ½ (the Stan/pyro heuristic), so a poor ``step_size`` costs a few energy
+    evaluations rather than the warm-up. Then, during the first ``warmup`` transitions
+    (default ``steps // 2``; 0 without adaptation) each chain's ε follows the Robbins–Monro rule
 
         log ε_i ← log ε_i + (adapt_rate / √(t+1)) · (min(1, α_i) − target_accept)
 
@@ -213,20 +265,12 @@ def mala(
     path: list[Tensor] = [z[:keep_path].clone()] if keep_path else []
 
     e, grad = _energy_and_grad(energy_fn, z, temperature, prior)
+    target = Target(energy_fn, temperature, prior, proposal_ratio)
+    if adapt and warmup and init_step_size:
+        log_eps = _initial_log_step_size(target, z, e, grad, log_eps)
     for t in range(steps):
         in_warmup = t < warmup
-        eps = _per_chain(log_eps.exp(), z)
-        noise = torch.randn_like(z)
-        z_new = z - eps * grad + (2 * eps).sqrt() * noise
-        e_new, grad_new = _energy_and_grad(energy_fn, z_new, temperature, prior)
-
-        log_alpha = e - e_new
-        if proposal_ratio:
-            log_q_forward = -0.5 * noise.flatten(1).pow(2).sum(dim=1)  # ‖z'−z+ε∇E(z)‖²/(4ε) = ½‖ξ‖²
-            log_q_backward = -(z - z_new + eps * grad_new).flatten(1).pow(2).sum(dim=1) / (4 * eps.flatten())
-            log_alpha = log_alpha + log_q_backward - log_q_forward
-        log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, -math.inf))
-        log_alpha = torch.where(torch.isfinite(e_new), log_alpha, torch.full_like(log_alpha, -math.inf))
+        z_new, e_new, grad_new, log_alpha = _mala_proposal(target, z, e, grad, log_eps)
         if metropolis:
             accept = torch.rand_like(log_alpha).log() < log_alpha
         else:
@@ -549,13 +593,15 @@ class LatentMCMC:
         self.steps, self.step_size, self.temperature, self.warmup = steps, step_size, temperature, warmup
         self.sampler, self.batch_size, self.sampler_kwargs = sampler, batch_size, sampler_kwargs
         self.last_result: MCMCResult | None = None
+        self.last_samples: Tensor | None = None
 
     def generate(self, n: int) -> Tensor:
-        x, self.last_result = refine(
+        """n refined samples; they and their :class:`MCMCResult` are kept as ``last_*``."""
+        self.last_samples, self.last_result = refine(
             self.generator, self.critic, n, self.steps, self.step_size, self.temperature, self.warmup,
             self.sampler, self.batch_size, return_result=True, **self.sampler_kwargs,
         )
-        return x
+        return self.last_samples
 
     def __call__(self, generate: Callable[[int], Tensor] | None, data) -> dict:
         out = dict(self.metric(self.generate, data))
@@ -568,3 +614,131 @@ class LatentMCMC:
         }
         out["protocol"] = protocol
         return out
+
+
+# ----------------------------------------------------------------------------- runs and the CLI
+
+
+def run_generator(run, raw: bool = False) -> nn.Module:
+    """The generator of a loaded run: its weight EMA when it has one (unless ``raw``)."""
+    ema = getattr(run, "ema", None)
+    return run.generator if raw or ema is None else ema.module
+
+
+def refined_metric(run, steps: int, raw: bool = False, seed: int = 0, **mcmc_kwargs) -> tuple[dict, LatentMCMC]:
+    """The run's metric after K = ``steps`` latent-MCMC steps from z0 drawn with ``seed``.
+
+    ``run`` is a loaded run (``mege.train.load_run``): ``.generator``, ``.critic``, ``.metric``,
+    ``.data`` (and ``.ema``). Returns the metric row ``{"steps": K, ...}`` and the
+    :class:`LatentMCMC` wrapper, whose ``last_samples`` / ``last_result`` hold the samples and
+    the chains' statistics. The same seed gives the same z0 for every K, so rows at different K
+    differ only by the MCMC; K = 0 is the plain generator. The global RNG is restored afterwards.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wrapped = LatentMCMC(run.metric, run_generator(run, raw), run.critic, steps=steps, **mcmc_kwargs)
+        row = wrapped(None, run.data)
+    return {"steps": steps, **row}, wrapped
+
+
+def compare_metrics(run, steps: list[int], raw: bool = False, seed: int = 0, **mcmc_kwargs) -> list[dict]:
+    """Rows of :func:`refined_metric` for K = 0 ("plain") and each K in ``steps``."""
+    rows = [refined_metric(run, k, raw, seed, **mcmc_kwargs)[0] for k in [0, *steps]]
+    rows[0]["steps"] = "plain"
+    return rows
+
+
+def metric_table(rows: list[dict]) -> str:
+    """A markdown table of every float/int entry of the metric rows (protocol dicts left out)."""
+    keys = ["steps"] + [k for k, v in rows[0].items() if k != "steps" and isinstance(v, (int, float))]
+    for row in rows[1:]:
+        keys += [k for k, v in row.items() if k not in keys and isinstance(v, (int, float))]
+
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r.get(k)) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _resolve_sampler(path: str) -> Callable[..., MCMCResult]:
+    """A sampler function from a dotted path; only ``mege.`` modules (as for config targets)."""
+    import hydra.utils
+
+    check(path.startswith("mege."), f"--sampler must be a dotted path inside mege (e.g. mege.sampling.hmc); got {path}")
+    try:
+        return hydra.utils.get_method(path)
+    except Exception:  # noqa: BLE001 — any import failure is a bad path
+        raise MegeError(f"--sampler {path} is not importable; use mege.sampling.mala, mege.sampling.hmc or mege.sampling.nuts") from None
+
+
+def main(argv: list[str]) -> int:
+    """``mege sample <run_dir> --steps K [--step-size E] [--n N] [--temperature T] ...``.
+
+    Loads the run, draws N refined samples ``G(z_K)`` (default: as many as the run's metric
+    asks for), prints the run's metric plain vs refined, and writes to ``--out`` (default
+    ``<run_dir>/sample-K<steps>-T<temperature>``): ``samples.pt`` (refined samples, final
+    latents, first-chain paths), ``acceptance.json`` (acceptance statistics and both metric
+    rows) and, for 2-D data, ``landscape.png`` with chains overlaid in data space.
+    """
+    parser = argparse.ArgumentParser(prog="mege sample", description=main.__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--steps", type=int, required=True, help="MCMC transitions K (warm-up included)")
+    parser.add_argument("--step-size", type=float, default=0.05, help="initial step size (adapted during warm-up)")
+    parser.add_argument("--warmup", type=int, default=None, help="adaptation steps (default K // 2)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="T in exp(-U(G(z))/T)")
+    parser.add_argument("--n", type=int, default=None, help="samples to draw (default: the metric's count)")
+    parser.add_argument("--sampler", default="mege.sampling.mala", help="mege.sampling.mala | .hmc | .nuts")
+    parser.add_argument("--seed", type=int, default=None, help="RNG seed (default: the run's train.eval_seed)")
+    parser.add_argument("--raw", action="store_true", help="use the raw generator even when the run has an EMA")
+    parser.add_argument("--chains-plotted", type=int, default=50, help="chains drawn on the landscape")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    check(args.steps >= 0, f"--steps must be >= 0; got {args.steps}")
+
+    from mege.train import load_run
+
+    run = load_run(args.run_dir)
+    sampler = _resolve_sampler(args.sampler)
+    seed = int(run.cfg.train.eval_seed) if args.seed is None else args.seed
+    generator = run_generator(run, args.raw)
+    mcmc = dict(step_size=args.step_size, temperature=args.temperature, warmup=args.warmup, sampler=sampler)
+    out = args.out or args.run_dir / f"sample-K{args.steps}-T{args.temperature:g}"
+    out.mkdir(parents=True, exist_ok=True)
+
+    plain, _ = refined_metric(run, 0, args.raw, seed, **mcmc)
+    refined, wrapped = refined_metric(run, args.steps, args.raw, seed, keep_path=args.chains_plotted, **mcmc)
+    rows = [{**plain, "steps": "plain"}, refined]
+    x, result = wrapped.last_samples, wrapped.last_result
+    if args.n is not None and args.n != len(x):
+        torch.manual_seed(seed)
+        x, result = refine(generator, run.critic, args.n, args.steps, return_result=True,
+                           keep_path=min(args.chains_plotted, args.n), **mcmc)
+    n = len(x)
+    lmap = latent_map(generator)
+    paths = None
+    if result.path is not None:
+        with torch.no_grad(), eval_mode(generator):
+            paths = torch.stack([lmap.forward(u) for u in result.path], dim=1).cpu()  # (chains, steps+1, *shape)
+
+    torch.save({"x": x.cpu(), "latents": result.z.cpu(), "paths": paths, "stats": result.stats(),
+                "generator": "raw" if args.raw or getattr(run, "ema", None) is None else "ema"}, out / "samples.pt")
+    report = {"run_dir": str(args.run_dir), "seed": seed, "sampler": args.sampler, "step_size_initial": args.step_size,
+              "temperature": args.temperature, "acceptance": result.stats(), "metrics": rows}
+    (out / "acceptance.json").write_text(json.dumps(report, indent=2, default=float))
+
+    if x.dim() == 2 and x.shape[1] == 2:
+        from mege import plots
+
+        real = run.data.sample(n)
+        plots.landscape(run.critic, real, x.cpu(), out / "landscape.png", device=module_device(run.critic),
+                        title=f"latent {result.sampler}: K={args.steps}, T={args.temperature:g}", chains=paths)
+    print(metric_table(rows))
+    stats = result.stats()
+    accept = stats["accept_rate"]
+    print(f"acceptance {'n/a' if accept is None else f'{accept:.3f}'} (warm-up {stats['warmup_accept_rate']}), "
+          f"median step size {stats['step_size_median']:.3g}; wrote {out}")
+    return 0
