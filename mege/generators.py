@@ -70,3 +70,29 @@ def ema_of(generator: nn.Module, decay: float) -> AveragedModel:
     """Exponential moving average of the weights (and buffers): ``θ̄ ← decay·θ̄ + (1−decay)·θ``."""
     check(0.0 < decay < 1.0, f"ema decay must be in (0, 1) (got {decay}); set ema_decay=null to turn EMA off.")
     return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+from einops import rearrange  # noqa: E402  (appended with DCGANGenerator; lead: move to the top imports)
+
+
+class DCGANGenerator(Generator):
+    r"""DCGAN-style generator for 28×28 images with ``n_channels`` channels (Stacked MNIST).
+
+    ``z (z_dim) → linear → 2×2×8w seed → [BN, ReLU, 5×5 transposed conv, stride 2]×4 → tanh``,
+    spatial 2 → 4 → 7 → 14 → 28 and widths 8w → 4w → 2w → w → n_channels; outputs in [−1, 1].
+    Profiles (configs/generator/dcgan_{paper,cpu}.yaml): ``paper`` w = 64 (seed 2×2×512), latent 128.
+    """
+
+    def __init__(self, z_dim: int = 128, n_channels: int = 3, width: int = 64):
+        super().__init__()
+        self.latent_dim, self.n_channels, self.width = z_dim, n_channels, width
+        widths = [8 * width, 4 * width, 2 * width, width]
+        self.seed = nn.Linear(z_dim, widths[0] * 2 * 2)
+        layers = []
+        for c_in, c_out, extra in zip(widths, [*widths[1:], n_channels], (1, 0, 1, 1)):  # 2→4→7→14→28
+            layers += [nn.BatchNorm2d(c_in), nn.ReLU(),
+                       nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=extra)]
+        self.net = nn.Sequential(*layers, nn.Tanh())
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(rearrange(self.seed(z), "b (c h w) -> b c h w", h=2, w=2))

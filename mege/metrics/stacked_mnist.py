@@ -1,0 +1,179 @@
+r"""Stacked MNIST mode counting (the MEG / PacGAN / VEEGAN protocol, stated in full).
+
+Each generated sample (n_stack, 28, 28) in [−1, 1] is classified channel by channel with the
+cached digit classifier (:mod:`mege.metrics.classifier`), always in eval mode and without
+gradients; the digits give the label ``Σ_j digit_j·10^(n_stack−1−j)`` (channel 0 most
+significant, as in :func:`mege.data.stacked_mnist.encode_labels`). With ``p̂`` the label
+histogram of N samples over K = 10^n_stack cells:
+
+* ``modes`` = number of non-empty cells;
+* ``reverse_kl`` = KL(p̂ ‖ uniform) = Σ_k p̂_k ln(K p̂_k)   (nats, 0 ln 0 = 0);
+* ``reverse_kl_data`` = KL(p̂ ‖ p_data) = Σ_k p̂_k ln(p̂_k / p_data,k), p_data the data's label
+  distribution (for :class:`~mege.data.stacked_mnist.StackedMNIST`, the product of the pool's
+  digit frequencies); +inf when p̂ puts mass where p_data has none.
+
+Exact samples from the uniform distribution still give KL > 0: :func:`perfect_sampling_floor`
+(0.0194 for K = 1 000, N = 26 000).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from scipy.special import rel_entr
+from torch import Tensor, nn
+
+from mege.data.mnist import N_CLASSES
+from mege.data.stacked_mnist import encode_labels
+from mege.errors import MegeError, check
+from mege.metrics.classifier import DEFAULT_PATH, load_classifier
+
+SAMPLES_PER_MODE = 26  # 26 000 samples for 1 000 modes, 260 000 for 10 000
+
+
+def count_modes(labels: Tensor, n_modes: int, data_distribution: Tensor | np.ndarray | None = None) -> dict:
+    """Modes and KLs (see module docstring) of integer ``labels`` (N,) in [0, n_modes).
+
+    ``data_distribution`` (n_modes,): probabilities or counts of the data labels; when given,
+    ``reverse_kl_data`` is added.
+    """
+    labels = torch.as_tensor(labels).detach().long().cpu()
+    check(labels.numel() > 0, "count_modes got no labels; generate at least one sample")
+    check(int(labels.min()) >= 0 and int(labels.max()) < n_modes,
+          f"labels must lie in [0, {n_modes}); got [{int(labels.min())}, {int(labels.max())}]")
+    counts = torch.bincount(labels, minlength=n_modes).double().numpy()
+    p = counts / counts.sum()
+    out = {
+        "modes": int((counts > 0).sum()),
+        "n_modes": int(n_modes),
+        "reverse_kl": float(rel_entr(p, np.full(n_modes, 1.0 / n_modes)).sum()),
+        "n_samples": int(labels.numel()),
+    }
+    if data_distribution is not None:
+        q = torch.as_tensor(data_distribution, dtype=torch.float64).cpu().numpy()
+        check(q.shape == (n_modes,) and bool(np.all(q >= 0)) and q.sum() > 0,
+              f"data_distribution must be {n_modes} non-negative numbers with a positive sum")
+        out["reverse_kl_data"] = float(rel_entr(p, q / q.sum()).sum())
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def perfect_sampling_floor(n_modes: int, n_samples: int, trials: int = 200, seed: int = 0) -> float:
+    r"""Monte Carlo mean of KL(p̂ ‖ uniform) when p̂ is the histogram of ``n_samples`` exact
+    uniform draws over ``n_modes`` cells (≈ (K − 1) / 2N; 0.0194 for 1 000 modes, 26 000
+    samples)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_samples, np.full(n_modes, 1.0 / n_modes), size=trials)
+    p = counts / n_samples
+    return float(rel_entr(p, 1.0 / n_modes).sum(axis=1).mean())
+
+
+@contextmanager
+def eval_mode(module: nn.Module):
+    """Put ``module`` in eval mode for the block and restore its previous mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 2000) -> Tensor:
+    """Labels (n,) of stacked samples (n, n_stack, 28, 28), each channel classified on its own.
+
+    Runs the classifier in eval mode (its previous mode is restored on return) under
+    ``torch.inference_mode``, on the device of ``x``.
+    """
+    check(x.dim() == 4 and tuple(x.shape[2:]) == (28, 28),
+          f"Stacked MNIST samples must be (n, n_stack, 28, 28), got {tuple(x.shape)}; use a generator that makes 28×28 images")
+    n_stack = x.shape[1]
+    labels = []
+    with eval_mode(classifier), torch.inference_mode():
+        classifier.to(x.device)
+        for chunk in x.split(batch_size):
+            digits = rearrange(chunk, "b c h w -> (b c) 1 h w").contiguous(memory_format=torch.channels_last)
+            pred = classifier(digits).argmax(dim=1)
+            labels.append(encode_labels(rearrange(pred, "(b c) -> b c", c=n_stack)))
+    return torch.cat(labels)
+
+
+class StackedMNISTMetrics:
+    """``metric(generate, data)``: modes and KLs of ``n_samples`` generated Stacked MNIST samples.
+
+    classifier_path: cached classifier (``mege classifier train``); loaded on the first call so
+        configs compose without it. Or pass ``classifier`` (a module) and optionally ``card``.
+    n_samples: None = 26 per mode (26 000 for 3 stacks, 260 000 for 4).
+    batch_size: samples classified per batch (each gives n_stack digits).
+    seed: torch seed set (inside a forked RNG, so training RNG is untouched) before calling
+        ``generate``; None leaves the RNG alone.
+
+    ``generate`` is called once with ``n_samples``: a generate that restarts its latents on each
+    call (as the trainer's does) would repeat samples if called per batch.
+    The classifier is switched to eval mode for the count and its previous mode is restored.
+    """
+
+    def __init__(self, classifier_path: str | Path | None = DEFAULT_PATH, n_samples: int | None = None,
+                 batch_size: int = 2000, seed: int | None = 0, classifier: nn.Module | None = None,
+                 card: dict | None = None):
+        check(classifier is not None or classifier_path is not None,
+              "StackedMNISTMetrics needs classifier_path (train one with `mege classifier train`) or a classifier module")
+        check(n_samples is None or int(n_samples) > 0, f"n_samples must be a positive int or null, got {n_samples}")
+        check(int(batch_size) > 0, f"batch_size must be positive, got {batch_size}")
+        self.classifier_path = None if classifier_path is None else Path(classifier_path).expanduser()
+        self.n_samples = None if n_samples is None else int(n_samples)
+        self.batch_size = int(batch_size)
+        self.seed = seed
+        self.classifier = classifier
+        self.card = dict(card or {})
+
+    def load(self) -> tuple[nn.Module, dict]:
+        if self.classifier is None:
+            model, self.card = load_classifier(self.classifier_path)
+            self.classifier = model.to(memory_format=torch.channels_last)
+        return self.classifier, self.card
+
+    def __call__(self, generate: Callable[[int], Tensor], data) -> dict:
+        classifier, card = self.load()
+        n_stack = int(getattr(data, "n_stack", data.shape[0]))
+        n_modes = N_CLASSES**n_stack
+        n = self.n_samples if self.n_samples is not None else SAMPLES_PER_MODE * n_modes
+        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=cuda):
+            if self.seed is not None:
+                torch.manual_seed(self.seed)
+            with torch.no_grad():
+                x = generate(n).detach()
+        if x.shape[0] != n or x.shape[1] != n_stack:
+            raise MegeError(f"generate({n}) returned {tuple(x.shape)}; the generator must make (n, {n_stack}, 28, 28) samples")
+        start = time.perf_counter()
+        labels = classify_stacks(classifier, x, self.batch_size)
+        seconds = time.perf_counter() - start
+        data_distribution = data.label_distribution() if hasattr(data, "label_distribution") else None
+        result = count_modes(labels, n_modes, data_distribution)
+        result["protocol"] = {
+            "name": "Stacked MNIST mode count",
+            "n_samples": n,
+            "n_stack": n_stack,
+            "n_modes": n_modes,
+            "seed": self.seed,
+            "label": "sum_j digit_j * 10^(n_stack-1-j), channel 0 most significant",
+            "modes": "non-empty cells of the label histogram",
+            "kl": "reverse_kl = KL(p_gen || uniform); reverse_kl_data = KL(p_gen || p_data), p_data = product of pool digit frequencies",
+            "log_base": "e",
+            "perfect_sampling_floor": perfect_sampling_floor(n_modes, n),
+            "classifier_mode": "eval (forced during the count, previous mode restored)",
+            "classifier_heldout_accuracy": card.get("heldout_accuracy"),
+            "classifier_heldout": card.get("data"),
+            "classifier_sha256": card.get("sha256"),
+            "classifier_path": card.get("path"),
+            "classify_seconds": round(seconds, 3),
+        }
+        return result
