@@ -1,0 +1,206 @@
+"""Stacked MNIST data (mege/data/stacked_mnist.py) and its mode counting (mege/metrics/stacked_mnist.py)."""
+
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mege.data import mnist
+from mege.data.stacked_mnist import StackedMNIST, decode_labels, encode_labels
+from mege.errors import MegeError
+from mege.metrics import toy
+from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes, perfect_sampling_floor
+
+SHARED = mnist.REPO_ROOT.parent / "shared" / "data" / "mnist"
+COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # published test-split digit counts
+
+
+def digit_value(d):
+    """Pixel value in [−1, 1] that encodes digit d in the stub data/classifier: −1 + 2d/9."""
+    return -1 + 2 * torch.as_tensor(d, dtype=torch.float32) / 9
+
+
+def write_constant_digits(folder: Path, digits: list[int]) -> None:
+    """IDX test split whose image i is constant with the uint8 value of digit_value(digits[i])."""
+    pixels = np.stack([np.full((28, 28), round((float(digit_value(d)) + 1) * 127.5), dtype=np.uint8) for d in digits])
+    header = lambda magic, shape: struct.pack(">I", magic) + b"".join(struct.pack(">I", s) for s in shape)  # noqa: E731
+    (folder / "t10k-images-idx3-ubyte").write_bytes(header(2051, pixels.shape) + pixels.tobytes())
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(header(2049, (len(digits),)) + bytes(digits))
+
+
+class StubClassifier(nn.Module):
+    """Reads the digit off a constant image; heavy dropout on the logits, so train mode would
+    scramble the answer. Records the mode it was called in."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.7)
+        self.modes_seen = []
+
+    def forward(self, x):
+        self.modes_seen.append(self.training)
+        d = (x.mean(dim=(1, 2, 3)) + 1) * 4.5
+        return self.drop(100 - (torch.arange(10, device=x.device) - d[:, None]) ** 2)
+
+
+# ---------------------------------------------------------------- labels
+def test_encode_is_place_value_channel0_most_significant():
+    digits = torch.tensor([[1, 2, 3], [9, 0, 7], [0, 0, 0]])
+    assert encode_labels(digits).tolist() == [123, 907, 0]
+    assert encode_labels(torch.tensor([[4, 0, 5, 9]])).tolist() == [4059]
+
+
+@pytest.mark.parametrize("n_stack", [1, 3, 4])
+def test_label_round_trip(n_stack):
+    labels = torch.arange(10**n_stack)
+    digits = decode_labels(labels, n_stack)
+    assert digits.shape == (10**n_stack, n_stack) and int(digits.max()) == 9
+    assert torch.equal(encode_labels(digits), labels)
+
+
+# ---------------------------------------------------------------- data
+@pytest.fixture
+def tiny_root(tmp_path):
+    write_constant_digits(tmp_path, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 1])
+    return tmp_path
+
+
+def test_sample_shape_range_and_labels_match_images(tiny_root):
+    data = StackedMNIST(n_stack=3, root=tiny_root)
+    assert data.shape == (3, 28, 28) and data.n_modes == 1000 and len(data) == 12
+    torch.manual_seed(0)
+    x, labels = data.sample_with_labels(500)
+    assert x.shape == (500, 3, 28, 28) and x.dtype == torch.float32
+    assert float(x.min()) >= -1 and float(x.max()) <= 1
+    digits_from_pixels = torch.round((x[:, :, 0, 0] + 1) * 4.5).long()
+    assert torch.equal(encode_labels(digits_from_pixels), labels)
+    # channels are independent: all 3 channels differ somewhere, and the stub classifier agrees
+    assert torch.equal(classify_stacks(StubClassifier(), x), labels)
+
+
+def test_sample_uses_global_rng(tiny_root):
+    data = StackedMNIST(n_stack=3, root=tiny_root)
+    torch.manual_seed(5)
+    a = data.sample(50)
+    torch.manual_seed(5)
+    assert torch.equal(a, data.sample(50))
+    assert not torch.equal(a, data.sample(50))
+
+
+def test_channel_digit_frequencies_follow_pool(tiny_root):
+    data = StackedMNIST(n_stack=3, root=tiny_root)
+    torch.manual_seed(1)
+    _, labels = data.sample_with_labels(8000)
+    digits = decode_labels(labels, 3)
+    share_of_ones = (digits == 1).double().mean(dim=0)
+    assert torch.allclose(share_of_ones, torch.full((3,), 3 / 12, dtype=torch.float64), atol=0.02)  # 4 sd
+    p = data.label_distribution()
+    assert p.shape == (1000,) and math.isclose(float(p.sum()), 1.0)
+    assert math.isclose(float(p[111]), (3 / 12) ** 3) and math.isclose(float(p[123]), (3 / 12) * (1 / 12) ** 2)
+
+
+def test_pool_size_is_a_seeded_subset(tiny_root):
+    a = StackedMNIST(root=tiny_root, pool_size=5, seed=3)
+    b = StackedMNIST(root=tiny_root, pool_size=5, seed=3)
+    assert len(a) == 5 and torch.equal(a.pool_digits, b.pool_digits)
+    with pytest.raises(MegeError, match="pool_size=13 but 12 MNIST images"):
+        StackedMNIST(root=tiny_root, pool_size=13)
+
+
+def test_real_stacked_mnist_on_shared_test_split():
+    if not (SHARED / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"shared MNIST test split not found at {SHARED}")
+    data = StackedMNIST(n_stack=3, root=SHARED)
+    assert len(data) == 10000 and data.splits == ("test",)
+    assert (data.digit_frequencies() * 10000).round().long().tolist() == COUNTS
+    f = np.array(COUNTS) / 10000
+    kl_data_vs_uniform = 3 * float(np.sum(f * np.log(10 * f)))  # 0.00521
+    p = data.label_distribution().numpy()
+    assert math.isclose(float(np.sum(p * np.log(1000 * p))), kl_data_vs_uniform, rel_tol=1e-9)
+
+
+# ---------------------------------------------------------------- counting
+def test_count_uniform_over_1000_is_kl_zero():
+    labels = torch.arange(1000).repeat(26)
+    out = count_modes(labels, 1000, data_distribution=torch.ones(1000))
+    assert out["modes"] == 1000 and out["n_samples"] == 26000
+    assert abs(out["reverse_kl"]) < 1e-12 and abs(out["reverse_kl_data"]) < 1e-12
+
+
+def test_count_one_mode_is_ln_1000():
+    out = count_modes(torch.full((26000,), 417), 1000)
+    assert out["modes"] == 1
+    assert math.isclose(out["reverse_kl"], math.log(1000), rel_tol=1e-12)
+    assert "reverse_kl_data" not in out
+
+
+def test_count_hand_case():
+    # p̂ = (1/2, 1/4, 0, 1/4) over 4 cells
+    out = count_modes(torch.tensor([0, 0, 1, 3]), 4, data_distribution=torch.tensor([4.0, 2.0, 1.0, 1.0]))
+    assert out["modes"] == 3
+    assert math.isclose(out["reverse_kl"], 0.5 * math.log(2))  # ½ ln(4·½) + ¼ ln 1 + ¼ ln 1
+    assert math.isclose(out["reverse_kl_data"], 0.25 * math.log(2))  # vs (½, ¼, ⅛, ⅛)
+    assert count_modes(torch.tensor([2]), 4, data_distribution=torch.tensor([1.0, 1.0, 0.0, 1.0]))["reverse_kl_data"] == math.inf
+    with pytest.raises(MegeError, match=r"labels must lie in \[0, 4\)"):
+        count_modes(torch.tensor([4]), 4)
+
+
+def test_perfect_sampling_floor_matches_exact_binomial_sum():
+    floor = perfect_sampling_floor(1000, 26000)
+    exact = toy.perfect_sampling_floor(torch.ones(1000), 26000)  # 0.019340, by a binomial sum
+    assert abs(floor - 0.0194) < 3e-4 and abs(floor - exact) < 2e-4
+
+
+def test_exact_uniform_samples_sit_on_the_floor():
+    torch.manual_seed(0)
+    kls = [count_modes(torch.randint(1000, (26000,)), 1000)["reverse_kl"] for _ in range(20)]
+    assert abs(np.mean(kls) - 0.01934) < 1e-3
+
+
+def make_generate(digits: torch.Tensor):
+    """generate(n) -> constant-image stacks for the given (n, n_stack) digits."""
+    def generate(n):
+        assert n == len(digits)
+        return digit_value(digits)[:, :, None, None].expand(-1, -1, 28, 28).contiguous()
+    return generate
+
+
+def test_metric_forces_eval_mode_and_restores_train_mode(tiny_root):
+    torch.manual_seed(0)
+    digits = torch.randint(10, (300, 3))
+    clf = StubClassifier()
+    clf.train()  # a caller forgot to switch it off
+    metric = StackedMNISTMetrics(classifier=clf, card={"heldout_accuracy": 1.0, "sha256": "stub"}, n_samples=300, batch_size=64)
+    out = metric(make_generate(digits), StackedMNIST(n_stack=3, root=tiny_root))
+    assert clf.modes_seen and not any(clf.modes_seen)  # every forward ran in eval mode
+    assert clf.training  # the caller's mode is restored afterwards
+    truth = count_modes(encode_labels(digits), 1000)
+    assert out["modes"] == truth["modes"] and math.isclose(out["reverse_kl"], truth["reverse_kl"])
+    card = out["protocol"]
+    assert card["n_samples"] == 300 and card["log_base"] == "e" and card["classifier_sha256"] == "stub"
+    assert "KL(p_gen || uniform)" in card["kl"] and card["n_modes"] == 1000
+
+
+def test_metric_channel_order_and_default_sample_count(tiny_root):
+    data = StackedMNIST(n_stack=3, root=tiny_root)
+    digits = torch.tensor([[1, 2, 3]]).repeat(26000, 1)
+    out = StackedMNISTMetrics(classifier=StubClassifier())(make_generate(digits), data)  # default n = 26 000
+    assert out["modes"] == 1 and out["n_samples"] == 26000
+    # KL to the pool's label distribution: p_data(123) = (3/12)(1/12)(1/12)
+    assert math.isclose(out["reverse_kl_data"], -math.log(3 / 12 / 144), rel_tol=1e-9)
+
+
+def test_metric_rejects_wrong_shapes(tiny_root):
+    metric = StackedMNISTMetrics(classifier=StubClassifier(), n_samples=10)
+    with pytest.raises(MegeError, match=r"must make \(n, 3, 28, 28\)"):
+        metric(lambda n: torch.zeros(n, 1, 28, 28), StackedMNIST(n_stack=3, root=tiny_root))
+
+
+def test_metric_missing_classifier_file_names_the_fix(tmp_path, tiny_root):
+    metric = StackedMNISTMetrics(classifier_path=tmp_path / "none.pt", n_samples=10)
+    with pytest.raises(MegeError, match="mege classifier train --out"):
+        metric(lambda n: torch.zeros(n, 3, 28, 28), StackedMNIST(root=tiny_root))
