@@ -42,6 +42,9 @@ from mege.errors import MegeError
 SEED_KEYS = ("seed",)
 """Override keys pooled over (a key whose last dotted part is one of these)."""
 
+HOW_KEYS = ("sweep", "launcher")
+"""Keys that say how runs were launched; not grouped by when the other keys already split the runs the same way."""
+
 DEFAULT_PLOT_PATTERN = r"^modes$|kl"
 """Metrics plotted as bar charts by default: leaf name matching this (case-insensitive)."""
 
@@ -291,6 +294,7 @@ class Report:
     sweep_dir: Path
     keys: list[str]
     fixed: dict[str, str]
+    implied: list[str]
     runs: list[Run]
     groups: list[Group]
     metrics: list[str]
@@ -362,9 +366,15 @@ def build_report(sweep_dir: str | os.PathLike, by: list[str] | None = None, incl
     runs = [read_run(p, sweep_dir, include_incomplete) for p in paths]
 
     keys, fixed = swept_keys(runs)
+    implied = []
     if by is not None:
         keys = list(by)
         fixed = {k: v for k, v in fixed.items() if k not in keys}
+    else:
+        for key in [k for k in keys if k in HOW_KEYS]:
+            rest = [k for k in keys if k != key]
+            if _partition(runs, rest) == _partition(runs, keys):
+                keys, implied = rest, implied + [key]
 
     metrics: list[str] = []
     for prefix in ("", EMA_PREFIX):
@@ -390,7 +400,14 @@ def build_report(sweep_dir: str | os.PathLike, by: list[str] | None = None, incl
                 missing[r.name] = gone
         groups.append(Group(values, included, [r for r in members if not r.included], stats, missing))
 
-    return Report(sweep_dir, keys, fixed, runs, groups, metrics, _merge_protocols([r for r in runs if r.included]))
+    return Report(sweep_dir, keys, fixed, implied, runs, groups, metrics, _merge_protocols([r for r in runs if r.included]))
+
+
+def _partition(runs: list[Run], keys: list[str]) -> set[frozenset[str]]:
+    groups: dict[tuple[str, ...], set[str]] = {}
+    for run in runs:
+        groups.setdefault(tuple(_group_value(run, k) for k in keys), set()).add(run.name)
+    return {frozenset(g) for g in groups.values()}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -460,10 +477,12 @@ def write_markdown(report: Report, path: Path, plots: dict[str, str]) -> None:
     lines.append(
         f"Sweep `{report.sweep_dir}`: {len(report.runs)} runs found, {n_in} aggregated"
         + (f" ({len(incomplete_in)} of them incomplete)" if incomplete_in else "")
-        + f", {len(excluded)} excluded (listed below)."
+        + f", {len(excluded)} excluded" + (" (listed below)." if excluded else ".")
     )
     pooled = "`seed`"
     lines.append("Grouped by: " + (", ".join(f"`{k}`" for k in report.keys) if report.keys else "nothing (one group)") + f"; pooled over {pooled}.")
+    if report.implied:
+        lines.append("Not split by: " + ", ".join(f"`{k}`" for k in report.implied) + " (varies, but the keys above already split the runs the same way).")
     if report.fixed:
         lines.append("Fixed overrides: " + ", ".join(f"`{k}={v}`" for k, v in report.fixed.items()) + ".")
     if report.protocol:

@@ -18,10 +18,10 @@ def _metrics(seed, **values):
     return {**values, "n_samples": 2500, "protocol": {**PROTOCOL, "seed": seed}}
 
 
-def _write_run(root, job, entropy, seed, summary=None, jsonl=None, landscape=False):
+def _write_run(root, job, entropy, seed, summary=None, jsonl=None, landscape=False, extra=()):
     run = root / str(job)
     (run / ".hydra").mkdir(parents=True)
-    overrides = [f"entropy={entropy}", f"seed={seed}", "train.steps=100", "+launcher=joblib", "hydra.launcher.n_jobs=2"]
+    overrides = [f"entropy={entropy}", f"seed={seed}", "train.steps=100", "+launcher=joblib", "hydra.launcher.n_jobs=2", *extra]
     (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\ntrain:\n  steps: 100\nentropy:\n  _target_: mege.entropy.{entropy}.Estimator\n")
     if summary is not None:
@@ -156,6 +156,17 @@ def test_group_by_named_key_reads_overrides_then_config(sweep):
     assert [g.values for g in report.groups] == [("mege.entropy.kde.Estimator",), ("mege.entropy.none.Estimator",)]
 
 
+def test_launch_keys_left_out_when_implied(tmp_path):
+    for job, (optim, sweep) in enumerate([("adam", "a"), ("adam", "a"), ("sgd", "b"), ("sgd", "b")]):
+        _write_run(tmp_path / "one", job, "none", job % 2, _done(job, modes=job), extra=[f"optim={optim}", f"+sweep={sweep}"])
+    report = build_report(tmp_path / "one")
+    assert (report.keys, report.implied) == (["optim"], ["sweep"])
+    assert [g.stats["modes"].mean for g in report.groups] == [0.5, 2.5]
+    for job, (optim, sweep) in enumerate([("adam", "a"), ("adam", "b")]):  # here sweep does split the runs
+        _write_run(tmp_path / "two", job, "none", 0, _done(0, modes=job), extra=[f"optim={optim}", f"+sweep={sweep}"])
+    assert build_report(tmp_path / "two").keys == ["sweep"]
+
+
 def test_stat_matches_scipy_and_single_run_shows_dash():
     values = [0.3, 1.7, 2.2, 5.0]
     s = Stat.of(values)
@@ -169,9 +180,12 @@ def test_stat_matches_scipy_and_single_run_shows_dash():
 def test_nan_metric_counts_as_missing(tmp_path):
     for job, kl in enumerate([0.1, float("nan"), 0.3]):
         _write_run(tmp_path, job, "none", job, _done(job, modes=8, reverse_kl=kl))
-    (g,) = build_report(tmp_path).groups
+    _write_run(tmp_path, 3, "kde", 0, {"status": "failed", "step": 3, "error": "boom"})
+    failed, g = build_report(tmp_path).groups
     assert g.stats["reverse_kl"].n == 2 and g.stats["reverse_kl"].mean == pytest.approx(0.2)
     assert g.missing == {"1": {"reverse_kl": "nan"}}
+    assert (failed.values, len(failed.runs), len(failed.excluded)) == (("kde",), 0, 1)  # its row stays
+    assert format_cell(failed.stats["modes"], 0) == "—"
 
 
 def test_clear_errors_for_missing_or_empty_sweep(tmp_path):
