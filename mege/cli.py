@@ -35,7 +35,7 @@ def check_overrides(argv: list[str]) -> None:
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
-        if sep and key in groups:
+        if sep and key in groups and "(" not in value:  # sweep functions such as glob(*) pass through
             for choice in value.split(","):
                 check_group_choice(key, choice)
 
