@@ -26,11 +26,23 @@ class CriticStep:
     u_fake: Tensor
 
 
-def critic_objective(critic: nn.Module, loss, penalty, real: Tensor, fake: Tensor) -> CriticStep:
-    """One critic forward on the real and fake batches together, shared by loss and penalty."""
+def critic_objective(critic: nn.Module, loss, penalty, real: Tensor, fake: Tensor,
+                     joint_forward: bool = False) -> CriticStep:
+    """``L_U = loss.critic(U(x), U(x̃)) + penalty``; the energies are computed once and shared by loss and penalty.
+
+    ``joint_forward=False`` (the default, fastest on CPU): one forward of the real batch and one of
+    the fake batch. The input gradient ``∇_x U`` of a real-sample penalty then runs through the
+    real rows only; with ``joint_forward=True`` the real and fake batches go through the critic as
+    one concatenated batch (fewer kernel launches, the better choice where launches dominate, e.g.
+    small MLPs on a GPU) but ``∇_x U`` and its double backward run over all 2n rows, half of them
+    zero. The value and the gradient are the same either way.
+    """
     real = real.detach().requires_grad_(penalty.needs_real_grad)
     fake = fake.detach().requires_grad_(penalty.needs_fake_grad)
-    u_real, u_fake = critic(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+    if joint_forward:
+        u_real, u_fake = critic(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+    else:
+        u_real, u_fake = critic(real), critic(fake)
     energy_loss = loss.critic(u_real, u_fake)
     pen = penalty(critic, real, fake, u_real, u_fake)
     return CriticStep(energy_loss + pen, energy_loss, pen, u_real, u_fake)

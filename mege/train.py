@@ -5,17 +5,49 @@ Per generator step (DESIGN §1):
   2. the estimator's own fit steps (``estimator.fit_steps``) on detached samples;
   3. ``min_G loss.generator(U(G(z))) − λ_H·Ĥ``, the estimator's ``aux_loss`` stepping its own
      parameters from the same forward pass;
-  4. EMA of the generator's weights and the learning-rate schedules.
+  4. EMA of the generator's weights, ``θ̄ ← decay·θ̄ + (1 − decay)·θ``, and the learning-rate schedules.
 
 A run directory holds ``config.yaml``, ``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``
 and the landscape plots; ``resume`` continues from ``checkpoint.pt``.
+
+Speed (measured in ``experiments/bench/results.md``): the hot loop reads plain Python copies of
+the config; the critic's energies are computed once per batch and shared by loss and penalty
+(real and fake as separate batches on CPU, so the penalty's double backward runs over the real
+rows only — see :func:`mege.objectives.critic_objective`); nothing in :meth:`Trainer.train_step`
+waits for the device: losses stay device tensors, a :class:`NonFiniteWatch` records on the
+device the first step at which a loss went NaN/Inf, and the EMA update skips
+``AveragedModel``'s per-step ``n_averaged`` check. Host syncs happen at log, eval and
+checkpoint intervals only. Flags: ``train.compile`` (``torch.compile`` of the generator-side
+forwards), ``train.amp`` (bf16 autocast, CUDA only), ``train.channels_last`` (CUDA, image data).
+
+Fault tolerance:
+  * checkpoints, ``config.yaml`` and ``summary.json`` are written atomically (temp file + rename),
+    so a ``kill -9`` at any moment loses at most one checkpoint interval; ``mege resume <run_dir>``
+    continues, dropping ``metrics.jsonl`` rows written after the checkpoint (and a torn last
+    line). A resumed CPU run ends with the same metrics as an uninterrupted one (all RNG states
+    are in the checkpoint).
+  * SIGTERM / SIGINT: the current step finishes, a checkpoint is saved, ``summary.json`` gets
+    status ``"interrupted"``, and :meth:`Trainer.fit` raises :class:`Interrupted`, a
+    ``SystemExit`` with code 128 + signal number (143 for SIGTERM, 130 for SIGINT), so shells
+    and schedulers see a non-zero status. A second SIGINT aborts at once (no checkpoint).
+  * a NaN/Inf loss stops the run with :class:`NonFiniteError` naming the loss and the step it
+    first appeared; a checkpoint is never written with non-finite parameters, so the last good
+    one stays intact.
+  * checkpoints load with ``torch.load(weights_only=True)``; configs instantiate only allowed
+    ``_target_`` prefixes (:mod:`mege.config`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import math
+import numbers
+import signal
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +64,181 @@ from mege.objectives import critic_objective, generator_objective
 from mege.utils import atomic_write, pick_device, rng_state, seed_everything, set_rng_state, write_json
 
 CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+POSITIVE_INTS = ("steps", "batch_size", "critic_steps", "eval_every", "log_every", "ckpt_every")
+FLAGS = ("compile", "amp", "channels_last")
 
 
 class NonFiniteError(MegeError):
     """A loss or parameter became NaN or Inf."""
 
 
+class Interrupted(SystemExit):
+    """SIGTERM/SIGINT: a checkpoint was saved; exit status 128 + signal number."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(128 + signum)
+        self.signum, self.message = signum, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# ---------------------------------------------------------------------- config checks
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def validate(cfg: DictConfig) -> None:
     """Config checks that hydra cannot do, each a one-line error naming the fix."""
+    lam = cfg.get("lambda_h")
+    check(isinstance(lam, numbers.Real) and not isinstance(lam, bool) and math.isfinite(lam) and lam >= 0,
+          f"lambda_h must be a finite number ≥ 0 (got {lam!r}); use lambda_h=0 to switch the entropy term off.")
     t = cfg.train
-    check(cfg.lambda_h >= 0, f"lambda_h must be ≥ 0 (got {cfg.lambda_h}); use lambda_h=0 to switch the entropy term off.")
-    for key in ("steps", "batch_size", "critic_steps", "eval_every", "log_every", "ckpt_every"):
-        check(int(t[key]) > 0, f"train.{key} must be a positive integer (got {t[key]}).")
+    for key in POSITIVE_INTS:
+        value = t.get(key)
+        check(_is_int(value) and value > 0, f"train.{key} must be a positive integer (got {value!r}); e.g. train.{key}=100.")
+    check(_is_int(t.get("eval_seed", 0)), f"train.eval_seed must be an integer (got {t.get('eval_seed')!r}).")
+    check(_is_int(cfg.get("seed", 0)), f"seed must be an integer (got {cfg.get('seed')!r}).")
+    for key in FLAGS:
+        value = t.get(key, False)
+        check(isinstance(value, bool), f"train.{key} must be true or false (got {value!r}).")
+    joint = t.get("joint_critic_forward")
+    check(joint is None or isinstance(joint, bool),
+          f"train.joint_critic_forward must be true, false or null (= auto) (got {joint!r}).")
+    decay = cfg.get("ema_decay")
+    check(decay is None or (isinstance(decay, numbers.Real) and not isinstance(decay, bool) and 0 < decay < 1),
+          f"ema_decay must be in (0, 1) (got {decay!r}); e.g. ema_decay=0.999, or ema_decay=null to turn EMA off.")
+    for key in ("x_dim", "z_dim"):
+        value = cfg.get(key)
+        check(_is_int(value) and value > 0, f"{key} must be a positive integer (got {value!r}).")
+    allowed = cfg.get("allowed_targets") or []
+    check(OmegaConf.is_list(allowed) or isinstance(allowed, (list, tuple)),
+          f"allowed_targets must be a list of module prefixes (got {allowed!r}); e.g. allowed_targets=[mypkg.].")
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """Plain copies of the hot-loop config: reading an OmegaConf node costs microseconds per key."""
+
+    steps: int
+    batch_size: int
+    critic_steps: int
+    log_every: int
+    eval_every: int
+    ckpt_every: int
+    lambda_h: float
+    joint_critic_forward: bool
+    amp: bool
+    channels_last: bool
+    compile: bool
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, device: torch.device) -> "LoopSettings":
+        t = cfg.train
+        joint = t.get("joint_critic_forward")
+        return cls(**{k: int(t[k]) for k in POSITIVE_INTS}, lambda_h=float(cfg.lambda_h),
+                   joint_critic_forward=device.type == "cuda" if joint is None else bool(joint),
+                   amp=bool(t.get("amp", False)), channels_last=bool(t.get("channels_last", False)),
+                   compile=bool(t.get("compile", False)))
+
+
+# ---------------------------------------------------------------------- hot-loop helpers
+class NonFiniteWatch:
+    """For each logged loss, the first step at which it was NaN/Inf — tracked on the device.
+
+    :meth:`update` is a handful of tiny device ops and never waits for the device; :meth:`check`
+    synchronises once and raises :class:`NonFiniteError` naming the loss and its step.
+    """
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        self.first: Tensor | None = None
+        self.value: Tensor | None = None
+
+    def update(self, logs: dict[str, Tensor], step: int) -> None:
+        names = tuple(logs)
+        values = torch.stack([v.detach().float().sum() for v in logs.values()])
+        if names != self.names:  # a new set of losses (rare): settle the old one, start over
+            self.check(where="")
+            self.names = names
+            self.first = torch.full((len(names),), -1, dtype=torch.long, device=values.device)
+            self.value = torch.zeros_like(values)
+        bad = ~torch.isfinite(values) & (self.first < 0)
+        self.first = torch.where(bad, step, self.first)
+        self.value = torch.where(bad, values, self.value)
+
+    def check(self, where: str) -> None:
+        if self.first is None:
+            return
+        first = self.first.tolist()
+        hits = [(step, i) for i, step in enumerate(first) if step >= 0]
+        if hits:
+            step, i = min(hits)
+            raise NonFiniteError(f"loss '{self.names[i]}' became {self.value[i].item()} at step {step}; lower the "
+                                 f"learning rates or λ, or resume from the last good checkpoint{where}.")
+
+
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, first: bool) -> None:
+    """``θ̄ ← θ`` on the first update, then ``θ̄ ← decay·θ̄ + (1 − decay)·θ`` over parameters and buffers.
+
+    The same arithmetic as ``AveragedModel(use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(decay))``
+    (``torch._foreach_lerp_`` on floating tensors), without its per-step host read of ``n_averaged``.
+    """
+    mine = [*ema.module.parameters(), *ema.module.buffers()]
+    theirs = [*model.parameters(), *model.buffers()]
+    with torch.no_grad():
+        floats = [(a, b.detach()) for a, b in zip(mine, theirs) if a.is_floating_point() or a.is_complex()]
+        others = [(a, b.detach()) for a, b in zip(mine, theirs) if not (a.is_floating_point() or a.is_complex())]
+        if first:
+            torch._foreach_copy_([a for a, _ in floats + others], [b for _, b in floats + others])
+        else:
+            if floats:
+                torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - decay)
+            for a, b in others:
+                a.copy_(a * decay + b * (1 - decay))
+        ema.n_averaged += 1
+
+
+class StopSignals:
+    """SIGTERM/SIGINT set :attr:`signum`; the loop reads it after the current step. A second SIGINT aborts."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+# ---------------------------------------------------------------------- the trainer
 class Trainer:
     def __init__(self, cfg: DictConfig, out_dir: str | Path):
         validate(cfg)
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.device = pick_device(cfg.device)
+        self.settings = LoopSettings.from_config(cfg, self.device)
+        check(not (self.settings.amp or self.settings.channels_last) or self.device.type == "cuda",
+              "train.amp and train.channels_last are GPU options; set them to false on CPU.")
         seed_everything(cfg.seed)
         allowed = cfg.get("allowed_targets")
         self.data = instantiate(cfg.data, allowed)
@@ -63,27 +250,65 @@ class Trainer:
         self.metric = instantiate(cfg.metric, allowed)
         self.ema = ema_of(self.generator, cfg.ema_decay) if cfg.get("ema_decay") else None
         self._check_shapes()
+        if self.settings.channels_last:
+            for module in (self.critic, self.generator):
+                module.to(memory_format=torch.channels_last)
 
         self.modules: dict[str, nn.Module] = {"critic": self.critic, "generator": self.generator,
                                               "entropy": self.estimator}
         if self.ema is not None:
             self.modules["ema"] = self.ema
-        self.optimizers = {"critic": instantiate(cfg.optim.critic, allowed)(self.critic.parameters()),
-                           "generator": instantiate(cfg.optim.generator, allowed)(self._params(self.generator))}
-        if self._params(self.estimator):
-            self.optimizers["entropy"] = instantiate(cfg.optim.entropy, allowed)(self._params(self.estimator))
+        self._critic_params = self._params(self.critic)
+        self._generator_params = self._params(self.generator)
+        self._estimator_params = self._params(self.estimator)
+        self.optimizers = {"critic": self._optimizer("critic", self._critic_params),
+                           "generator": self._optimizer("generator", self._generator_params)}
+        if self._estimator_params:
+            self.optimizers["entropy"] = self._optimizer("entropy", self._estimator_params)
         schedule = cfg.optim.get("schedule")
         self.schedulers = {name: instantiate(schedule, allowed)(opt) for name, opt in self.optimizers.items()} \
             if schedule else {}
+        self._forwards = self._compiled() if self.settings.compile else \
+            {"generator": self.generator, "critic": self.critic, "estimator": self.estimator}
+        self._ema_decay = float(cfg.ema_decay) if self.ema is not None else 0.0
+        self._ema_started = False
         self.step = 0
         self.elapsed = 0.0
+        self.watch = NonFiniteWatch()
 
-    # ------------------------------------------------------------------ set-up checks
+    # ------------------------------------------------------------------ set-up
     @staticmethod
     def _params(module: nn.Module) -> list[Tensor]:
         return [p for p in module.parameters() if p.requires_grad]
 
+    def _optimizer(self, name: str, params: list[Tensor]) -> torch.optim.Optimizer:
+        build = instantiate(self.cfg.optim[name], self.cfg.get("allowed_targets"))
+        try:
+            return build(params)
+        except (ValueError, TypeError) as err:
+            raise MegeError(f"optim.{name}: {_first_line(err)}; fix optim.{name} (e.g. optim.{name}.lr=2e-4).") from None
+
+    def _compiled(self) -> dict[str, Any]:
+        """``torch.compile`` of the generator-side forwards (the critic step needs double backward,
+        which compiled graphs do not support, so it stays eager). Random ops keep eager semantics."""
+        import torch._inductor.config as inductor_config
+        inductor_config.fallback_random = True
+        return {"generator": torch.compile(self.generator), "critic": torch.compile(self.critic),
+                "estimator": torch.compile(self.estimator)}
+
+    def _autocast(self):
+        if self.settings.amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, x: Tensor) -> Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.settings.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def _check_shapes(self) -> None:
+        """Data, generator, critic and estimator agree on shapes (their own errors become one-line fixes)."""
         real = self.data.sample(2)
         check(bool(torch.isfinite(real).all()), "the data contains NaN or Inf values; clean the dataset or its config.")
         with torch.no_grad():
@@ -93,42 +318,72 @@ class Trainer:
               f"set x_dim (and the network configs) to match the data.")
         check(real[0].numel() == self.cfg.x_dim,
               f"x_dim={self.cfg.x_dim} but data samples have {real[0].numel()} values; set x_dim={real[0].numel()}.")
+        # The rest runs on copies and a forked RNG: training sees exactly the state it would without it.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            critic = copy.deepcopy(self.critic)
+            try:
+                with torch.no_grad():
+                    u = critic(real.to(self.device))
+            except RuntimeError as err:
+                raise MegeError(f"the critic cannot take data of shape {tuple(real.shape[1:])} ({_first_line(err)}); "
+                                f"set energy.x_dim (or x_dim) to match the data.") from None
+            check(tuple(u.shape) == (2,), f"the critic must return one energy per sample, shape (n,), "
+                                          f"but returned {tuple(u.shape)}; make its forward end with .squeeze(1).")
+            estimator, generator = copy.deepcopy(self.estimator), copy.deepcopy(self.generator)
+            n = int(self.cfg.train.batch_size)
+            z, x = generator.sample_latent(n, self.device), fake
+            try:
+                x = generator(z)
+                estimator(x, z=z if estimator.needs_latents else None,
+                          generator=generator if estimator.needs_generator else None)
+            except (RuntimeError, ValueError, IndexError) as err:
+                raise MegeError(f"the entropy estimator {type(estimator).__name__} fails on {n} generated samples of "
+                                f"shape {tuple(x.shape[1:])} with latents of dim {z.shape[1]} ({_first_line(err)}); "
+                                f"set its x_dim/z_dim to the config's x_dim={self.cfg.x_dim}, z_dim={self.cfg.z_dim}.") \
+                    from None
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict[str, Tensor]:
-        t, dev = self.cfg.train, self.device
+        """One generator step with its critic steps; returns device tensors (no host sync)."""
+        s, dev = self.settings, self.device
         g, est = self.generator, self.estimator
-        for _ in range(t.critic_steps):
-            real = self.data.sample(t.batch_size).to(dev, non_blocking=True)
-            with torch.no_grad():
-                fake = g(g.sample_latent(t.batch_size, dev))
-            c = critic_objective(self.critic, self.loss, self.penalty, real, fake)
-            self.optimizers["critic"].zero_grad(set_to_none=True)
-            c.loss.backward(inputs=self._params(self.critic))
-            self.optimizers["critic"].step()
+        fwd = self._forwards
+        opt_c, opt_g, est_opt = self.optimizers["critic"], self.optimizers["generator"], self.optimizers.get("entropy")
+        for _ in range(s.critic_steps):
+            real = self._to_device(self.data.sample(s.batch_size))
+            with torch.no_grad(), self._autocast():
+                fake = fwd["generator"](g.sample_latent(s.batch_size, dev))
+            with self._autocast():
+                c = critic_objective(self.critic, self.loss, self.penalty, real, fake,
+                                     joint_forward=s.joint_critic_forward)
+            opt_c.zero_grad(set_to_none=True)
+            c.loss.backward(inputs=self._critic_params)
+            opt_c.step()
 
-        z = g.sample_latent(t.batch_size, dev)
-        est_opt = self.optimizers.get("entropy")
+        z = g.sample_latent(s.batch_size, dev)
         if est.fit_steps and est_opt is not None:
-            with torch.no_grad():
-                x_fit = g(z)
+            with torch.no_grad(), self._autocast():
+                x_fit = fwd["generator"](z)
             for _ in range(est.fit_steps):
-                fit = est(x_fit, z=z, generator=g)
+                with self._autocast():
+                    fit = fwd["estimator"](x_fit, z=z, generator=g)
                 est_opt.zero_grad(set_to_none=True)
-                fit.aux_loss.backward(inputs=self._params(est))
+                fit.aux_loss.backward(inputs=self._estimator_params)
                 est_opt.step()
 
-        step = generator_objective(self.critic, self.loss, est, self.cfg.lambda_h, g, z)
+        with self._autocast():
+            step = generator_objective(fwd["critic"], self.loss, fwd["estimator"], s.lambda_h, fwd["generator"], z)
         aux = step.entropy.aux_loss if est_opt is not None else None
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        step.loss.backward(inputs=self._params(g), retain_graph=aux is not None)
+        opt_g.zero_grad(set_to_none=True)
+        step.loss.backward(inputs=self._generator_params, retain_graph=aux is not None)
         if aux is not None:
             est_opt.zero_grad(set_to_none=True)
-            aux.backward(inputs=self._params(est))
+            aux.backward(inputs=self._estimator_params)
             est_opt.step()
-        self.optimizers["generator"].step()
+        opt_g.step()
         if self.ema is not None:
-            self.ema.update_parameters(g)
+            ema_update(self.ema, g, self._ema_decay, first=not self._ema_started)
+            self._ema_started = True
         for scheduler in self.schedulers.values():
             scheduler.step()
 
@@ -196,40 +451,52 @@ class Trainer:
                 "rng": rng_state()}
 
     def save(self) -> None:
+        """Write ``checkpoint.pt`` atomically; refuse (NonFiniteError) when any parameter is NaN/Inf."""
         self.check_finite_parameters()
         state = self.state()
         atomic_write(self.out_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
     def load(self, path: str | Path) -> None:
+        path = Path(path)
+        check(path.is_file(), f"checkpoint {path} does not exist; train first (`mege train ...`) or pass a run "
+                              f"directory that holds {CHECKPOINT}.")
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as err:  # noqa: BLE001 — any unpickling failure means a bad file
             raise MegeError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}); "
                             f"delete it to start over or resume from an intact copy.") from None
-        check(isinstance(state, dict) and "modules" in state,
+        check(isinstance(state, dict) and isinstance(state.get("modules"), dict) and "step" in state,
               f"{path} is not a mege checkpoint; point resume at a run directory written by `mege train`.")
-        for name, module in self.modules.items():
-            module.load_state_dict(state["modules"][name])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        for name, sched in self.schedulers.items():
-            sched.load_state_dict(state["schedulers"][name])
-        set_rng_state(state["rng"])
-        self.step, self.elapsed = state["step"], state.get("elapsed", 0.0)
+        try:
+            for name, module in self.modules.items():
+                module.load_state_dict(state["modules"][name])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in self.schedulers.items():
+                sched.load_state_dict(state["schedulers"][name])
+            set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise MegeError(f"checkpoint {path} does not fit this config ({type(err).__name__}: {_first_line(err)}); "
+                            f"load it with the config.yaml of the run that wrote it.") from None
+        self.step, self.elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+        if self.ema is not None:
+            self._ema_started = bool(self.ema.n_averaged > 0)
+        self.check_finite_parameters()
 
     # ------------------------------------------------------------------ the loop
     def check_finite(self, logs: dict[str, Tensor]) -> None:
         for name, value in logs.items():
-            if not bool(torch.isfinite(value)):
-                raise NonFiniteError(f"loss '{name}' became {value.item()} at step {self.step}; lower the learning "
-                                     f"rates or λ, or resume from the last checkpoint ({self.out_dir / CHECKPOINT}).")
+            if not bool(torch.isfinite(value).all()):
+                raise NonFiniteError(f"loss '{name}' became {value.float().sum().item()} at step {self.step}; lower "
+                                     f"the learning rates or λ, or resume from the last checkpoint "
+                                     f"({self.out_dir / CHECKPOINT}).")
 
     def check_finite_parameters(self) -> None:
         for mod_name, module in self.modules.items():
-            for name, p in module.named_parameters():
-                if not bool(torch.isfinite(p).all()):
-                    raise NonFiniteError(f"parameter '{mod_name}.{name}' became non-finite at step {self.step}; "
-                                         f"lower the learning rates, or resume from {self.out_dir / CHECKPOINT}.")
+            for name, p in [*module.named_parameters(), *module.named_buffers()]:
+                if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+                    raise NonFiniteError(f"parameter '{mod_name}.{name}' is non-finite at step {self.step}; lower "
+                                         f"the learning rates, or resume from the last good {self.out_dir / CHECKPOINT}.")
 
     def write_summary(self, status: str, last: dict[str, Any] | None, **extra) -> dict[str, Any]:
         summary = {"status": status, "step": self.step, "steps": int(self.cfg.train.steps),
@@ -240,36 +507,74 @@ class Trainer:
         write_json(self.out_dir / "summary.json", summary)
         return summary
 
-    def fit(self) -> dict[str, Any]:
-        t = self.cfg.train
-        (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+    def _restore(self) -> dict[str, Any] | None:
+        """Load ``checkpoint.pt`` (when resuming) and trim ``metrics.jsonl`` to the restored step.
+
+        Rows written after the checkpoint (a crash or ``kill -9`` between them) and a torn last line
+        are dropped, so the file matches the state the run continues from. Returns the last kept row.
+        """
         ckpt = self.out_dir / CHECKPOINT
-        if t.get("resume", True) and ckpt.exists():
+        if self.cfg.train.get("resume", True) and ckpt.exists():
             self.load(ckpt)
-        last = None
-        self.write_summary("running", None)
-        bar = tqdm(total=t.steps, initial=self.step, disable=not t.get("progress", True),
+        path = self.out_dir / METRICS
+        if not path.exists():
+            return None
+        lines = path.read_text().splitlines()
+        kept = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and _is_int(row.get("step")) and row["step"] <= self.step:
+                kept.append((line, row))
+        if len(kept) != len(lines):
+            text = "".join(line + "\n" for line, _ in kept)
+            atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+        return kept[-1][1] if kept else None
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``train.steps`` (resuming from ``checkpoint.pt``); see the module docstring for signals."""
+        s, t = self.settings, self.cfg.train
+        config_text = OmegaConf.to_yaml(self.cfg, resolve=True)
+        atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_text))
+        last = self._restore()
+        self.write_summary("running", last)
+        bar = tqdm(total=s.steps, initial=self.step, disable=not t.get("progress", True),
                    dynamic_ncols=True, desc=self.cfg.get("name", "train"))
         start = time.perf_counter() - self.elapsed
+        where = f" ({self.out_dir / CHECKPOINT})"
         try:
-            while self.step < t.steps:
-                logs = self.train_step()
-                self.step += 1
-                bar.update(1)
-                final = self.step == t.steps
-                if self.step % t.log_every == 0 or final:
-                    self.check_finite(logs)
-                    bar.set_postfix({k: f"{v.item():.3g}" for k, v in logs.items() if "/" not in k})
-                if self.step % t.eval_every == 0 or final:
-                    self.elapsed = time.perf_counter() - start
-                    last = self.evaluate()
-                    last["time_s"] = round(self.elapsed, 2)
-                    with open(self.out_dir / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(last, default=float) + "\n")
-                if self.step % t.ckpt_every == 0 or final:
-                    self.elapsed = time.perf_counter() - start
-                    self.check_finite(logs)
-                    self.save()
+            with StopSignals() as stop:
+                while self.step < s.steps:
+                    logs = self.train_step()
+                    self.step += 1
+                    self.watch.update(logs, self.step)
+                    bar.update(1)
+                    final = self.step == s.steps
+                    if self.step % s.log_every == 0 or final:
+                        self.watch.check(where)
+                        bar.set_postfix({k: f"{v.float().sum().item():.3g}" for k, v in logs.items() if "/" not in k})
+                    if self.step % s.eval_every == 0 or final:
+                        self.watch.check(where)
+                        self.elapsed = time.perf_counter() - start
+                        last = self.evaluate()
+                        last["time_s"] = round(self.elapsed, 2)
+                        with open(self.out_dir / METRICS, "a") as f:
+                            f.write(json.dumps(last, default=float) + "\n")
+                    if self.step % s.ckpt_every == 0 or final or stop.signum is not None:
+                        self.watch.check(where)
+                        self.elapsed = time.perf_counter() - start
+                        self.save()
+                    if stop.signum is not None and not final:
+                        name = signal.Signals(stop.signum).name
+                        message = (f"{name} at step {self.step}: checkpoint saved; continue with "
+                                   f"`mege resume {self.out_dir}`.")
+                        self.write_summary("interrupted", last, error=message)
+                        bar.close()
+                        raise Interrupted(stop.signum, message)
+        except Interrupted:
+            raise
         except BaseException as err:
             bar.close()
             self.elapsed = time.perf_counter() - start
@@ -288,7 +593,11 @@ def load_run(run_dir: str | Path, checkpoint: bool = True, **overrides) -> Train
                             f"(it holds config.yaml and checkpoint.pt).")
     check((run_dir / "config.yaml").exists(),
           f"{run_dir} has no config.yaml; pass a folder written by `mege train`.")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    try:
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+    except Exception as err:  # noqa: BLE001 — a yaml or omegaconf parse error
+        raise MegeError(f"{run_dir / 'config.yaml'} is not a readable config ({_first_line(err)}); "
+                        f"restore it from the run's .hydra/config.yaml.") from None
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
     trainer = Trainer(cfg, run_dir)
@@ -307,4 +616,3 @@ def format_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
-
