@@ -86,7 +86,7 @@ def eval_mode(module: nn.Module):
         module.train(was_training)
 
 
-def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 2000) -> Tensor:
+def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 128) -> Tensor:
     """Labels (n,) of stacked samples (n, n_stack, 28, 28), each channel classified on its own.
 
     Runs the classifier in eval mode (its previous mode is restored on return) under
@@ -111,7 +111,8 @@ class StackedMNISTMetrics:
     classifier_path: cached classifier (``mege classifier train``); loaded on the first call so
         configs compose without it. Or pass ``classifier`` (a module) and optionally ``card``.
     n_samples: None = 26 per mode (26 000 for 3 stacks, 260 000 for 4).
-    batch_size: samples classified per batch (each gives n_stack digits).
+    batch_size: samples classified per batch (each gives n_stack digits); small batches keep the
+        activations in cache (on CPU, 64–256 stacks count about twice as fast per digit as 2 000).
     seed: torch seed set (inside a forked RNG, so training RNG is untouched) before calling
         ``generate``; None leaves the RNG alone.
 
@@ -121,7 +122,7 @@ class StackedMNISTMetrics:
     """
 
     def __init__(self, classifier_path: str | Path | None = DEFAULT_PATH, n_samples: int | None = None,
-                 batch_size: int = 2000, seed: int | None = 0, classifier: nn.Module | None = None,
+                 batch_size: int = 128, seed: int | None = 0, classifier: nn.Module | None = None,
                  card: dict | None = None):
         check(classifier is not None or classifier_path is not None,
               "StackedMNISTMetrics needs classifier_path (train one with `mege classifier train`) or a classifier module")
