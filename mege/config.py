@@ -51,15 +51,38 @@ def targets(node: Any) -> Iterable[str]:
             yield from targets(value)
 
 
-def instantiate(node: DictConfig, allowed: Iterable[str] | None = None, **kwargs) -> Any:
-    """``hydra.utils.instantiate`` after checking every ``_target_`` against the allowed prefixes."""
+def _describe(err: BaseException) -> str:
+    """The first line of an error (hydra nests the real one under ``__cause__``)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def instantiate(node: DictConfig, allowed: Iterable[str] | None = None, where: str | None = None, **kwargs) -> Any:
+    """``hydra.utils.instantiate`` after checking every ``_target_`` against the allowed prefixes.
+
+    Errors become one-line ``MegeError`` messages naming the config key (``where``, e.g. ``"entropy"``)
+    and the fix: a target outside the allowed modules, a target that cannot be imported, and an
+    error raised while building it (a :class:`MegeError` from the component keeps its own message).
+    """
     allowed = tuple(DEFAULT_ALLOWED) + tuple(allowed or ())
     for target in targets(node):
         check(any(target.startswith(p) for p in allowed),
               f"_target_ '{target}' is outside the allowed modules {list(allowed)}; "
               f"add its module to allowed_targets in the config (e.g. allowed_targets=[{target.rsplit('.', 1)[0]}.]).")
+    target = OmegaConf.select(node, "_target_") if isinstance(node, DictConfig) else None
+    label = f"{where} ({target})" if where else f"{target}"
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except hydra.errors.InstantiationException as err:
-        first = str(err).strip().splitlines()[0]
-        raise MegeError(f"could not build {OmegaConf.select(node, '_target_')}: {first}") from None
+        cause = err.__cause__
+        if isinstance(cause, MegeError):
+            raise MegeError(f"{label}: {cause}") from None
+        if isinstance(cause, ImportError) or "Error locating target" in str(err):
+            lines = [line.strip() for line in str(cause or err).splitlines() if line.strip()]
+            reason = lines[1] if len(lines) > 1 else _describe(cause or err)
+            raise MegeError(f"{label}: cannot import '{target}' ({reason}); check the spelling, and make its module "
+                            f"importable (pip install it, or run from its folder with PYTHONPATH=.).") from None
+        if cause is not None:
+            raise MegeError(f"{label}: {type(cause).__name__}: {_describe(cause)}; check the config keys against "
+                            f"the arguments of {target}.") from None
+        raise MegeError(f"could not build {label}: {_describe(err)}") from None

@@ -241,13 +241,13 @@ class Trainer:
               "train.amp and train.channels_last are GPU options; set them to false on CPU.")
         seed_everything(cfg.seed)
         allowed = cfg.get("allowed_targets")
-        self.data = instantiate(cfg.data, allowed)
-        self.critic = instantiate(cfg.energy, allowed).to(self.device)
-        self.generator = instantiate(cfg.generator, allowed).to(self.device)
-        self.loss = instantiate(cfg.loss, allowed)
-        self.penalty = instantiate(cfg.penalty, allowed).to(self.device)
-        self.estimator = instantiate(cfg.entropy, allowed).to(self.device)
-        self.metric = instantiate(cfg.metric, allowed)
+        self.data = instantiate(cfg.data, allowed, where="data")
+        self.critic = instantiate(cfg.energy, allowed, where="energy").to(self.device)
+        self.generator = instantiate(cfg.generator, allowed, where="generator").to(self.device)
+        self.loss = instantiate(cfg.loss, allowed, where="loss")
+        self.penalty = instantiate(cfg.penalty, allowed, where="penalty").to(self.device)
+        self.estimator = instantiate(cfg.entropy, allowed, where="entropy").to(self.device)
+        self.metric = instantiate(cfg.metric, allowed, where="metric")
         self.ema = ema_of(self.generator, cfg.ema_decay) if cfg.get("ema_decay") else None
         self._check_shapes()
         if self.settings.channels_last:
@@ -266,7 +266,7 @@ class Trainer:
         if self._estimator_params:
             self.optimizers["entropy"] = self._optimizer("entropy", self._estimator_params)
         schedule = cfg.optim.get("schedule")
-        self.schedulers = {name: instantiate(schedule, allowed)(opt) for name, opt in self.optimizers.items()} \
+        self.schedulers = {name: instantiate(schedule, allowed, where="optim.schedule")(opt) for name, opt in self.optimizers.items()} \
             if schedule else {}
         self._forwards = self._compiled() if self.settings.compile else \
             {"generator": self.generator, "critic": self.critic, "estimator": self.estimator}
@@ -282,7 +282,7 @@ class Trainer:
         return [p for p in module.parameters() if p.requires_grad]
 
     def _optimizer(self, name: str, params: list[Tensor]) -> torch.optim.Optimizer:
-        build = instantiate(self.cfg.optim[name], self.cfg.get("allowed_targets"))
+        build = instantiate(self.cfg.optim[name], self.cfg.get("allowed_targets"), where=f"optim.{name}")
         try:
             return build(params)
         except (ValueError, TypeError) as err:

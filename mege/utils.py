@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mege.errors import check
+from mege.errors import MegeError, check
 
 
 def seed_everything(seed: int) -> None:
@@ -26,9 +26,17 @@ def pick_device(name: str = "auto") -> torch.device:
     """``auto`` → CUDA when present, else CPU; anything else is passed to ``torch.device``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    check(not name.startswith("cuda") or torch.cuda.is_available(),
-          f"device={name} asked for but no CUDA device is visible; use device=auto or device=cpu.")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise MegeError(f"unknown device '{name}'; use device=auto, device=cpu or device=cuda[:index].") from None
+    if device.type == "cuda":
+        check(torch.cuda.is_available(),
+              f"device={name} asked for but no CUDA device is visible; use device=auto or device=cpu.")
+        count = torch.cuda.device_count()
+        check(device.index is None or device.index < count,
+              f"device={name} but only {count} CUDA device(s) are visible; use device=cuda:0 … cuda:{count - 1}.")
+    return device
 
 
 def rng_state() -> dict[str, Any]:
