@@ -325,6 +325,7 @@ def _pyro_mcmc(
     adapt: bool,
     adapt_mass_matrix: bool,
     thin: int,
+    keep_chain: bool,
     keep_path: int,
     prior: bool,
     **kernel_kwargs,
@@ -365,12 +366,13 @@ def _pyro_mcmc(
         kernel, num_samples=steps - warmup, warmup_steps=warmup, initial_params={"z": z0.detach()},
         hook_fn=hook, disable_progbar=True,
     )
-    mcmc.run()
+    with torch.enable_grad():  # metrics call generate() under no_grad; pyro needs ∇E
+        mcmc.run()
     samples = mcmc.get_samples()["z"]  # (steps - warmup, n, *shape)
     ones = torch.ones(n, device=z0.device)
     return MCMCResult(
         z=samples[-1].clone(),
-        chain=samples[thin - 1 :: thin],
+        chain=samples[thin - 1 :: thin] if keep_chain else None,
         path=torch.stack(path) if keep_path else None,
         accept_rate=ones * moved[False] / (steps - warmup),
         warmup_accept_rate=ones * (moved[True] / warmup if warmup else math.nan),
@@ -393,6 +395,7 @@ def hmc(
     adapt: bool = True,
     adapt_mass_matrix: bool = True,
     thin: int = 1,
+    keep_chain: bool = True,
     keep_path: int = 0,
     prior: bool = True,
 ) -> MCMCResult:
@@ -425,7 +428,7 @@ def hmc(
 
     return _pyro_mcmc(
         HMC, energy_fn, z0, steps, step_size, temperature, warmup, target_accept, adapt, adapt_mass_matrix,
-        thin, keep_path, prior, trajectory_length=trajectory_length,
+        thin, keep_chain, keep_path, prior, trajectory_length=trajectory_length,
     )
 
 
@@ -441,6 +444,7 @@ def nuts(
     adapt: bool = True,
     adapt_mass_matrix: bool = True,
     thin: int = 1,
+    keep_chain: bool = True,
     keep_path: int = 0,
     prior: bool = True,
 ) -> MCMCResult:
@@ -456,7 +460,7 @@ def nuts(
 
     return _pyro_mcmc(
         NUTS, energy_fn, z0, steps, step_size, temperature, warmup, target_accept, adapt, adapt_mass_matrix,
-        thin, keep_path, prior, max_tree_depth=max_tree_depth,
+        thin, keep_chain, keep_path, prior, max_tree_depth=max_tree_depth,
     )
 
 
@@ -542,8 +546,7 @@ def refine(
     check(n >= 1, f"n must be >= 1; got {n}")
     device = module_device(generator)
     lmap = latent_map(generator)
-    if sampler is mala:
-        sampler_kwargs.setdefault("keep_chain", False)
+    sampler_kwargs.setdefault("keep_chain", False)
 
     def energy_fn(u: Tensor) -> Tensor:
         return critic(lmap.forward(u))

@@ -320,3 +320,28 @@ def test_sample_cli_writes_samples_stats_and_landscape(tmp_path, monkeypatch, ca
     assert "| plain |" in printed and "| 40 |" in printed
     with pytest.raises(MegeError, match="--sampler"):
         main([str(tmp_path), "--steps", "4", "--sampler", "os.system"])
+
+
+@pytest.mark.parametrize("name", ["mala", "nuts"])
+def test_sampling_configs_build_a_latent_mcmc_metric(name):
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from mege.config import instantiate
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "sampling" / f"{name}.yaml")
+    cfg.steps = 30 if name == "mala" else 20
+    run = StubRun()
+    if name == "nuts":  # pyro: one joint state per batch of 50 chains, slow per step; fewer samples
+        from mege.metrics.toy import ToyModeMetrics
+
+        run.metric = ToyModeMetrics(n_samples=100)
+    torch.manual_seed(12)
+    metric = instantiate(cfg)(metric=run.metric, generator=run.generator, critic=run.critic)
+    plain = run.metric(lambda n: run.generator(torch.randn(n, 2)), run.data)
+    refined = metric(None, run.data)
+    print(f"sampling={name}: HQ {plain['hq_fraction']:.3f} -> {refined['hq_fraction']:.3f}, "
+          f"acceptance {refined['mcmc_accept_rate']:.3f}")
+    assert refined["protocol"]["latent_mcmc"]["sampler"] == name
+    assert refined["hq_fraction"] > plain["hq_fraction"] + 0.2
