@@ -741,7 +741,9 @@ def main(argv: list[str]) -> int:
                         title=f"latent {result.sampler}: K={args.steps}, T={args.temperature:g}", chains=paths)
     print(metric_table(rows))
     stats = result.stats()
-    accept = stats["accept_rate"]
-    print(f"acceptance {'n/a' if accept is None else f'{accept:.3f}'} (warm-up {stats['warmup_accept_rate']}), "
+    def rate(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"acceptance {rate(stats['accept_rate'])} (warm-up {rate(stats['warmup_accept_rate'])}), "
           f"median step size {stats['step_size_median']:.3g}; wrote {out}")
     return 0
