@@ -72,12 +72,23 @@ def resume(argv: list[str]) -> int:
 
 
 def evaluate(argv: list[str]) -> int:
-    check(len(argv) >= 1, "usage: mege eval <run_dir> [key=value ...] (e.g. metric.n_samples=10000)")
+    import argparse
+    parser = argparse.ArgumentParser(prog="mege eval", description="re-evaluate a run's checkpoint")
+    parser.add_argument("run_dir")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. metric.n_samples=10000")
+    parser.add_argument("--mcmc-steps", type=int, default=0,
+                        help="also report the metric on samples refined by K latent-MALA steps (mege.sampling)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="temperature of the latent MCMC target")
+    args = parser.parse_args(argv)
     from mege.train import load_run
-    overrides = dict(a.split("=", 1) for a in argv[1:])
-    trainer = load_run(argv[0], **overrides)
+    check(all("=" in o for o in args.overrides), "overrides must look like key=value (e.g. metric.n_samples=10000).")
+    trainer = load_run(args.run_dir, **dict(o.split("=", 1) for o in args.overrides))
     result = trainer.evaluate(plot=False)
-    out = Path(argv[0]) / "eval.json"
+    if args.mcmc_steps > 0:
+        from mege.sampling import refined_metric
+        result["refined"] = refined_metric(trainer, args.mcmc_steps, seed=trainer.cfg.train.eval_seed,
+                                           temperature=args.temperature)[0]
+    out = Path(args.run_dir) / "eval.json"
     out.write_text(json.dumps(result, indent=2, default=float))
     print(json.dumps(result, indent=2, default=float))
     print(f"written {out}")
