@@ -16,10 +16,14 @@ The flow is pyro's coupling transforms (affine or spline), alternating with reve
 coordinates, on top of a fixed whitening ``y = L⁻¹(x − μ)`` by running estimates of the mean
 and covariance (Cholesky factor L; per-coordinate std when ``whiten=False``), so that the inputs
 of the couplings are standardised and the splines' ``[−bound, bound]`` box holds the bulk.
-A Gaussian p is then fitted exactly by the whitening alone.
+Every coupling starts as the identity (its hypernetwork's last layer zeroed; splines with
+uniform bins and unit knot slopes), so the initial q is the Gaussian of the running moments and
+training only adds what the whitening misses. A Gaussian p is fitted exactly by the whitening alone.
 """
 
 from __future__ import annotations
+
+import math
 
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
@@ -83,11 +87,20 @@ class CouplingFlow(nn.Module):
         return self.distribution().log_prob(x)
 
 
+def _last_layer(hypernet: nn.Module) -> nn.Linear:
+    return [m for m in hypernet.modules() if isinstance(m, nn.Linear)][-1]
+
+
 class AffineCouplingFlow(CouplingFlow):
-    """Real-NVP style affine couplings (pyro ``affine_coupling``), MLP width ``hidden``."""
+    """Real-NVP style affine couplings (pyro ``affine_coupling``), MLP width ``hidden``; identity at start."""
 
     def coupling(self, dim: int, hidden: int) -> T.TransformModule:
-        return T.affine_coupling(dim, hidden_dims=[hidden, hidden])
+        coupling = T.affine_coupling(dim, hidden_dims=[hidden, hidden])
+        last = _last_layer(coupling.nn)
+        with torch.no_grad():  # shift 0, log-scale 0
+            last.weight.zero_()
+            last.bias.zero_()
+        return coupling
 
 
 class SplineCouplingFlow(CouplingFlow):
@@ -99,7 +112,19 @@ class SplineCouplingFlow(CouplingFlow):
         super().__init__(dim, layers, hidden, whiten, momentum)
 
     def coupling(self, dim: int, hidden: int) -> T.TransformModule:
-        return T.spline_coupling(dim, hidden_dims=[hidden, hidden], count_bins=self.bins, bound=self.bound)
+        coupling = T.spline_coupling(dim, hidden_dims=[hidden, hidden], count_bins=self.bins, bound=self.bound)
+        unit_slope = math.log(math.e - 1)  # softplus⁻¹(1)
+        lower, last = coupling.lower_spline, _last_layer(coupling.upper_spline.nn)
+        upper = dim - coupling.split_dim
+        with torch.no_grad():  # uniform bins (zero logits), unit knot derivatives: the identity map
+            lower.unnormalized_widths.zero_()
+            lower.unnormalized_heights.zero_()
+            lower.unnormalized_derivatives.fill_(unit_slope)
+            last.weight.zero_()
+            last.bias.zero_()
+            start = 2 * upper * self.bins  # hypernet outputs: widths, heights, derivatives, lambdas
+            last.bias[start : start + upper * (self.bins - 1)] = unit_slope
+        return coupling
 
 
 class FlowEntropy(EntropyEstimator):

@@ -12,7 +12,9 @@ only (no value). The gradient also reaches a learned σ through ``x = G(z) + σ�
 * :class:`HMCPosteriorScore` (Dieng et al. 2019, PresGAN): a short HMC chain per sample, started
   at the true latent z (an exact posterior draw, so the chain is stationary from the start),
   ``steps`` iterations of ``leapfrog`` leapfrog steps with a Metropolis correction; samples after
-  ``burn_in`` are averaged. The step size adapts multiplicatively towards an acceptance rate of
+  ``burn_in`` are averaged. Each chain's step size is jittered uniformly by ±``jitter`` per
+  iteration (a fixed trajectory length resonates on near-Gaussian posteriors and can return to
+  its start). The step size adapts multiplicatively towards an acceptance rate of
   ``target_accept`` (training mode only).
 * :class:`ImportancePosteriorScore` (Grathwohl et al. 2021, VERA): ``samples`` proposals
   ``z_m ~ q = N(z, τ² I)`` around the true latent, self-normalised weights
@@ -30,6 +32,7 @@ The generator must expose ``mean(z)`` (= G(z)) and ``sigma`` (mege.generators.No
 
 from __future__ import annotations
 
+import math
 
 import torch
 from torch import Tensor, nn
@@ -67,19 +70,22 @@ class HMCPosteriorScore(EntropyEstimator):
     needs_generator = True
 
     def __init__(self, steps: int = 6, burn_in: int = 2, leapfrog: int = 5, step_size: float = 0.1,
-                 target_accept: float = 0.67, adapt_rate: float = 0.2):
+                 target_accept: float = 0.67, adapt_rate: float = 0.2, jitter: float = 0.5):
         super().__init__()
         check(steps > burn_in >= 0, f"HMC needs steps > burn_in >= 0, got steps = {steps}, burn_in = {burn_in}")
+        check(0 <= jitter < 1, f"jitter must be in [0, 1), got {jitter}")
         self.steps, self.burn_in, self.leapfrog = int(steps), int(burn_in), int(leapfrog)
+        self.jitter = float(jitter)
         self.target_accept, self.adapt_rate = float(target_accept), float(adapt_rate)
         self.register_buffer("step_size", torch.tensor(float(step_size)))
 
     def sample_posterior(self, x: Tensor, z: Tensor, generator: nn.Module, sigma: Tensor) -> tuple[Tensor, Tensor]:
         """Chain states after burn-in (T, n, k) and the mean acceptance rate."""
-        eps = self.step_size.to(z.dtype)
         current, (log_p, grad) = z.detach(), _log_joint_and_grad(z, x, generator, sigma)
         kept, accepted = [], []
         for step in range(self.steps):
+            spread = 1 + self.jitter * (2 * torch.rand(z.shape[0], 1, dtype=z.dtype, device=z.device) - 1)
+            eps = self.step_size.to(z.dtype) * spread  # per-chain jitter breaks periodic trajectories
             momentum = torch.randn_like(current)
             q, p, g = current, momentum + 0.5 * eps * grad, grad
             for i in range(self.leapfrog):
@@ -137,7 +143,7 @@ class ImportancePosteriorScore(EntropyEstimator):
         residual = x - flatten(generator.mean(proposals.flatten(0, 1))).view(self.samples, n, -1)
         log_w = (-0.5 * proposals.pow(2).sum(-1) - residual.pow(2).sum(-1) / (2 * sigma**2)
                  + 0.5 * noise.pow(2).sum(-1) + k * torch.log(tau))
-        log_w = log_w - 0.5 * (k + x.shape[1]) * math.log(2 * math.pi) - x.shape[1] * torch.log(sigma)
+        log_w = log_w - 0.5 * x.shape[1] * math.log(2 * math.pi) - x.shape[1] * torch.log(sigma)  # (2π)^{k/2} cancels
         return log_w, residual
 
     def forward(self, x: Tensor, z: Tensor | None = None, generator: nn.Module | None = None) -> EntropyResult:

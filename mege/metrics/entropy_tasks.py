@@ -20,6 +20,7 @@ Closed forms used:
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -133,22 +134,35 @@ class MixtureTask(EntropyTask):
     """A Gaussian mixture (:class:`mege.data.mixtures.GaussianMixture`); H by Monte Carlo.
 
     ``H = −(1/m) Σ_i log p(x_i)`` over ``m`` samples from a private generator (seed fixed, so the
-    truth does not depend on the global RNG); ``entropy_se`` is the MC standard error.
+    truth does not depend on the global RNG), computed on first use; ``entropy_se`` is the MC
+    standard error.
     """
 
     def __init__(self, mixture: GaussianMixture, name: str = "mixture", mc_samples: int = 1_000_000, seed: int = 0):
         self.mixture, self.name, self.shape = mixture, name, mixture.shape
-        generator = torch.Generator().manual_seed(seed)
-        centres, weights = mixture.centres.double(), mixture.weights.double()
+        self.mc_samples, self.seed = mc_samples, seed
+
+    @cached_property
+    def _monte_carlo(self) -> tuple[float, float]:
+        """(H, standard error), computed on first use."""
+        generator = torch.Generator().manual_seed(self.seed)
+        centres, weights = self.mixture.centres.double(), self.mixture.weights.double()
         log_p = []
-        for start in range(0, mc_samples, 100_000):
-            m = min(100_000, mc_samples - start)
+        for start in range(0, self.mc_samples, 100_000):
+            m = min(100_000, self.mc_samples - start)
             component = torch.multinomial(weights, m, replacement=True, generator=generator)
-            x = centres[component] + mixture.std * torch.randn(m, self.dim, generator=generator, dtype=torch.float64)
+            x = centres[component] + self.mixture.std * torch.randn(m, self.dim, generator=generator, dtype=torch.float64)
             log_p.append(self.log_prob(x))
         log_p = torch.cat(log_p)
-        self.entropy = float(-log_p.mean())
-        self.entropy_se = float(log_p.std() / math.sqrt(mc_samples))
+        return float(-log_p.mean()), float(log_p.std() / math.sqrt(self.mc_samples))
+
+    @property
+    def entropy(self) -> float:
+        return self._monte_carlo[0]
+
+    @property
+    def entropy_se(self) -> float:
+        return self._monte_carlo[1]
 
     def log_prob(self, x: Tensor) -> Tensor:
         """``log Σ_k w_k N(x; μ_k, σ² I)`` in float64."""
@@ -166,12 +180,12 @@ class MixtureTask(EntropyTask):
         return self.mixture.sample(n)
 
 
-def ring_mixture(d: int = 2, modes: int = 8, radius: float = 2.0, std: float = 0.5) -> MixtureTask:
+def ring_mixture(d: int = 2, modes: int = 8, radius: float = 2.0, std: float = 0.5, mc_samples: int = 1_000_000) -> MixtureTask:
     """``modes`` equal-weight modes on a circle in the first two axes of R^d, std ``std`` (overlapping)."""
     angle = 2 * math.pi * torch.arange(modes, dtype=torch.float64) / modes
     centres = torch.zeros(modes, d, dtype=torch.float64)
     centres[:, 0], centres[:, 1] = radius * angle.cos(), radius * angle.sin()
-    return MixtureTask(GaussianMixture(centres.float(), std), name=f"mixture{modes}-d{d}")
+    return MixtureTask(GaussianMixture(centres.float(), std), name=f"mixture{modes}-d{d}", mc_samples=mc_samples)
 
 
 class LinearNoisyGenerator(nn.Module):
