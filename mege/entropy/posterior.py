@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from mege.entropy.base import EntropyEstimator, EntropyResult, flatten, score_surrogate
@@ -112,7 +113,8 @@ class HMCPosteriorScore(EntropyEstimator):
         x_flat = flatten(x).detach()
         with torch.no_grad():
             chain, rate = self.sample_posterior(x_flat, z, generator, sigma)
-            means = flatten(generator.mean(chain.flatten(0, 1))).view(chain.shape[0], x_flat.shape[0], -1)
+            states = rearrange(chain, "t n k -> (t n) k")
+            means = rearrange(flatten(generator.mean(states)), "(t n) d -> t n d", t=chain.shape[0])
             score = -(x_flat - means).mean(dim=0) / sigma**2
         return EntropyResult(surrogate=score_surrogate(x, score),
                              info={"hmc_accept": rate, "hmc_step_size": self.step_size.clone()})
@@ -140,7 +142,8 @@ class ImportancePosteriorScore(EntropyEstimator):
         tau = self.log_scale.exp() * sigma
         noise = torch.randn(self.samples, n, k, dtype=z.dtype, device=z.device)
         proposals = z.detach() + tau * noise  # (m, n, k)
-        residual = x - flatten(generator.mean(proposals.flatten(0, 1))).view(self.samples, n, -1)
+        means = flatten(generator.mean(rearrange(proposals, "m n k -> (m n) k")))
+        residual = x - rearrange(means, "(m n) d -> m n d", m=self.samples)
         log_w = (-0.5 * proposals.pow(2).sum(-1) - residual.pow(2).sum(-1) / (2 * sigma**2)
                  + 0.5 * noise.pow(2).sum(-1) + k * torch.log(tau))
         log_w = log_w - 0.5 * x.shape[1] * math.log(2 * math.pi) - x.shape[1] * torch.log(sigma)  # (2π)^{k/2} cancels
