@@ -185,6 +185,17 @@ def test_metric_forces_eval_mode_and_restores_train_mode(tiny_root):
     assert "KL(p_gen || uniform)" in card["kl"] and card["n_modes"] == 1000
 
 
+def test_threaded_classification_matches_and_restores_threads(tiny_root):
+    data = StackedMNIST(n_stack=3, root=tiny_root)
+    torch.manual_seed(2)
+    x, labels = data.sample_with_labels(100)
+    clf = StubClassifier().train()
+    threads = torch.get_num_threads()
+    assert torch.equal(classify_stacks(clf, x, batch_size=7, workers=2), labels)
+    assert torch.equal(classify_stacks(clf, x, batch_size=7, workers=1), labels)
+    assert torch.get_num_threads() == threads and clf.training and not any(clf.modes_seen)
+
+
 def test_metric_channel_order_and_default_sample_count(tiny_root):
     data = StackedMNIST(n_stack=3, root=tiny_root)
     digits = torch.tensor([[1, 2, 3]]).repeat(26000, 1)
