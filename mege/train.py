@@ -45,6 +45,7 @@ import json
 import math
 import numbers
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -294,7 +295,7 @@ class Trainer:
         import torch._inductor.config as inductor_config
         inductor_config.fallback_random = True
         return {"generator": torch.compile(self.generator), "critic": torch.compile(self.critic),
-                "estimator": torch.compile(self.estimator)}
+                "estimator": self.estimator}
 
     def _autocast(self):
         if self.settings.amp:
@@ -329,13 +330,18 @@ class Trainer:
                                 f"set energy.x_dim (or x_dim) to match the data.") from None
             check(tuple(u.shape) == (2,), f"the critic must return one energy per sample, shape (n,), "
                                           f"but returned {tuple(u.shape)}; make its forward end with .squeeze(1).")
-            estimator, generator = copy.deepcopy(self.estimator), copy.deepcopy(self.generator)
+            try:
+                estimator, generator = copy.deepcopy(self.estimator), copy.deepcopy(self.generator)
+            except Exception:  # noqa: BLE001 — a module that cannot be copied is checked by its first step instead
+                return
             n = int(self.cfg.train.batch_size)
             z, x = generator.sample_latent(n, self.device), fake
             try:
                 x = generator(z)
                 estimator(x, z=z if estimator.needs_latents else None,
                           generator=generator if estimator.needs_generator else None)
+            except MegeError as err:  # the estimator's own one-line error already names the fix
+                raise MegeError(f"entropy ({type(estimator).__name__}): {err}") from None
             except (RuntimeError, ValueError, IndexError) as err:
                 raise MegeError(f"the entropy estimator {type(estimator).__name__} fails on {n} generated samples of "
                                 f"shape {tuple(x.shape[1:])} with latents of dim {z.shape[1]} ({_first_line(err)}); "
@@ -572,6 +578,7 @@ class Trainer:
                                    f"`mege resume {self.out_dir}`.")
                         self.write_summary("interrupted", last, error=message)
                         bar.close()
+                        print(f"mege: {message}", file=sys.stderr, flush=True)
                         raise Interrupted(stop.signum, message)
         except Interrupted:
             raise

@@ -82,6 +82,26 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(run_cli, tmp_path):
             assert torch.equal(a[name][key], b[name][key]), f"{name}.{key}"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM])
+def test_sigterm_to_mege_train_saves_and_exits_with_128_plus_signal(tmp_path, signum):
+    cmd, kw = mege("train", *RUN, "train.steps=100000", f"hydra.run.dir={tmp_path}")
+    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / CHECKPOINT).exists():
+        assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()[-2000:] if run.poll() else ""
+        time.sleep(0.01)
+    run.send_signal(signum)
+    assert run.wait(timeout=60) == 128 + signum
+    err = run.stderr.read()
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    step = summary["step"]
+    assert summary["status"] == "interrupted"
+    assert f"mege: {signal.Signals(signum).name} at step {step}: checkpoint saved; continue with `mege resume {tmp_path}`." \
+        in err.splitlines()
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == step
+
+
 def test_injected_nan_stops_with_the_named_loss_and_keeps_the_last_good_checkpoint(run_cli, tmp_path):
     # split critic forward: 3 critic calls per step (real, fake, generator step) -> call 109 is step 37's first
     code, _, err = run_cli("train", "name=nan", "device=cpu", "data=ring8", "generator.hidden=32",
