@@ -215,3 +215,30 @@ def test_metric_missing_classifier_file_names_the_fix(tmp_path, tiny_root):
     metric = StackedMNISTMetrics(classifier_path=tmp_path / "none.pt", n_samples=10)
     with pytest.raises(MegeError, match="mege classifier train --out"):
         metric(lambda n: torch.zeros(n, 3, 28, 28), StackedMNIST(root=tiny_root))
+
+
+@pytest.mark.parametrize("experiment", ["stacked_mnist", "stacked_mnist_cpu"])
+def test_experiment_configs_train_end_to_end(experiment, tmp_path, tiny_root, single_thread):
+    """Both experiment configs compose and train a few steps with tiny widths on tiny IDX data,
+    writing Stacked MNIST metrics with their protocol card and a sample grid."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from mege.config import config_dir
+    from mege.metrics.classifier import DigitClassifier, save_classifier
+    from mege.train import Trainer
+
+    save_classifier(DigitClassifier(width=2, hidden=8), {"arch": {"width": 2, "hidden": 8, "dropout": 0.3}, "heldout_accuracy": 0.1}, tmp_path / "c.pt")
+    overrides = [f"experiment={experiment}", "name=test", "device=cpu", f"data.root={tiny_root}", f"metric.classifier_path={tmp_path / 'c.pt'}",
+                 "metric.n_samples=40", "generator.width=2", "energy.width=2", "z_dim=4", "entropy.hidden=8",
+                 "train.steps=2", "train.eval_every=2", "train.ckpt_every=2", "train.progress=false", "train.plot_samples=64"]
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=False)
+    assert cfg.x_dim == 2352 and cfg.train.batch_size == 64
+    summary = Trainer(cfg, tmp_path / "run").fit()
+    assert summary["status"] == "completed"
+    metrics = summary["metrics"]
+    assert 1 <= metrics["modes"] <= 40 and metrics["n_modes"] == 1000 and metrics["protocol"]["log_base"] == "e"
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+    assert (tmp_path / "run" / "landscape.png").is_file()
