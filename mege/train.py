@@ -290,8 +290,12 @@ class Trainer:
             raise MegeError(f"optim.{name}: {_first_line(err)}; fix optim.{name} (e.g. optim.{name}.lr=2e-4).") from None
 
     def _compiled(self) -> dict[str, Any]:
-        """``torch.compile`` of the generator-side forwards (the critic step needs double backward,
-        which compiled graphs do not support, so it stays eager). Random ops keep eager semantics."""
+        """``torch.compile`` of the generator and of the critic's forward in the generator step.
+
+        The critic step stays eager (compiled graphs do not support the penalty's double backward)
+        and so do estimators (inductor in torch 2.13 fails on the MI critic's split of its scores).
+        Random ops keep eager semantics. Measured: no gain on CPU (experiments/bench/results.md).
+        """
         import torch._inductor.config as inductor_config
         inductor_config.fallback_random = True
         return {"generator": torch.compile(self.generator), "critic": torch.compile(self.critic),

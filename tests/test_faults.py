@@ -23,8 +23,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 class PoisonedCritic(MLPCritic):
     """An MLP critic whose energies turn NaN from call ``nan_after + 1`` on (a run that diverges)."""
 
-    def __init__(self, x_dim: int, hidden: int = 32, depth: int = 2, nan_after: int = 0):
-        super().__init__(x_dim, hidden, depth)
+    def __init__(self, x_dim: int, hidden: int = 32, depth: int = 2, nan_after: int = 0, **mlp_options):
+        super().__init__(x_dim, hidden, depth, **mlp_options)
         self.nan_after, self.calls = nan_after, 0
 
     def forward(self, x):
