@@ -46,7 +46,7 @@ def _noisy_parts(estimator: EntropyEstimator, z: Tensor | None, generator: nn.Mo
     name = type(estimator).__name__
     check(z is not None and generator is not None, f"{name} needs the latents and the generator; call it as estimator(x, z, generator).")
     check(hasattr(generator, "mean") and hasattr(generator, "sigma"),
-          f"{name} needs a noisy generator x = G(z) + σε; wrap the generator in mege.generators.NoisyGenerator.")
+          f"{name} needs a noisy generator x = G(z) + σε; use generator=noisy_mlp (or wrap yours in mege.generators.NoisyGenerator).")
     return torch.as_tensor(generator.sigma).detach()
 
 
