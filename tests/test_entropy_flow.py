@@ -81,7 +81,7 @@ def test_repeated_fit_calls_on_one_tensor_see_updated_parameters():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[0] > losses[1] > losses[2]
 
 
