@@ -67,7 +67,7 @@ def test_mine_moving_average_follows_its_rate():
         torch.manual_seed(seed)
         est(x, z)
         torch.manual_seed(seed)
-        partitions.append(float(log_mean_exp(est.pair_scores(x, z)[1]).exp()))
+        partitions.append(float(log_mean_exp(est.pair_scores(x, z)[1]).detach().exp()))
     m = partitions[0]
     for p in partitions[1:]:
         m = 0.75 * m + 0.25 * p
