@@ -154,3 +154,25 @@ def test_shared_test_split():
     # the published test-split digit counts
     assert torch.bincount(test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert int(test.images.max()) == 255 and int(test.images.min()) == 0
+
+
+def test_download_from_a_local_mirror_verifies_md5(tmp_path, monkeypatch):
+    """download_mnist over file:// URLs (no network): good files land in dest, a corrupt mirror
+    is rejected with a one-line error naming the file."""
+    import hashlib
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    fake = {}
+    for name in PUBLISHED_MD5:
+        payload = f"fake {name}".encode()
+        (mirror / name).write_bytes(payload)
+        fake[name] = hashlib.md5(payload).hexdigest()
+    monkeypatch.setattr(mnist, "PUBLISHED_MD5", fake)
+    got = mnist.download_mnist(tmp_path / "dest", mirrors=(mirror.as_uri() + "/",))
+    assert sorted(p.name for p in got) == sorted(fake) and all(p.read_bytes().startswith(b"fake") for p in got)
+    assert not list((tmp_path / "dest").glob("*.part"))
+    (mirror / "t10k-labels-idx1-ubyte.gz").write_bytes(b"corrupt")
+    (tmp_path / "dest" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(MegeError, match=r"could not download t10k-labels-idx1-ubyte.gz \(.*MD5"):
+        mnist.download_mnist(tmp_path / "dest", mirrors=(mirror.as_uri() + "/",))
