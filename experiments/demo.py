@@ -1,7 +1,7 @@
 """The demo job (`make demo`): grid-25, MI-bound entropy term vs λ_H = 0, three seeds each.
 
 Runs ``mege train experiment=grid25`` for seeds 0, 1, 2 with the entropy term, and the same
-budget with ``lambda_h=0`` in the collapse-prone setting (generator Adam β1 = 0.9, DESIGN §1),
+budget with ``lambda_h=0`` in the collapse-prone setting (generator Adam β1 = 0.9, DESIGN §1; entropy=none),
 two runs at a time with one thread each. Prints the modes / high-quality / reverse-KL table
 (PacGAN/VEEGAN protocol, 2 500 samples) and writes it to ``<out>/results.md``; each run's
 folder holds its landscape PNG.
@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROWS = {
-    "MI bound (λ_H=1)": ["experiment=grid25"],
-    "none (λ_H=0, β1=0.9)": ["experiment=grid25", "lambda_h=0", "optim.generator.betas=[0.9,0.999]"],
+    "MI bound (λ_H=0.3)": ["experiment=grid25"],
+    "none (λ_H=0, β1=0.9)": ["experiment=grid25", "entropy=none", "lambda_h=0", "optim.generator.betas=[0.9,0.999]"],
 }
 METRICS = ("modes", "hq_fraction", "reverse_kl")
 
