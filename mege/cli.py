@@ -96,11 +96,10 @@ def evaluate(argv: list[str]) -> int:
 
 
 def estimators(argv: list[str]) -> int:
-    from omegaconf import OmegaConf
-    for name in group_options("entropy"):
-        node = OmegaConf.load(config_dir() / "entropy" / f"{name}.yaml")
-        print(f"{name:20s} {node.get('_target_', '?')}")
-    print("plug your own: mege train entropy=none entropy._target_=your.module.Class allowed_targets=[your.]")
+    from mege.entropy.catalogue import catalogue
+    for entry in catalogue():
+        print(f"{entry.name:16s} {entry.target:45s} {entry.summary}")
+    print("plug your own: mege train entropy=none entropy._target_=your.module.Class 'allowed_targets=[your.]'")
     return 0
 
 
