@@ -136,7 +136,7 @@ def compose_cfg(*overrides: str):
 def toy_overrides(device: str, batch: int) -> list[str]:
     return [f"device={device}", "data=grid25", "x_dim=2", "z_dim=2", "energy=mlp", "energy.hidden=512",
             "energy.depth=3", "generator=mlp", "generator.hidden=512", "generator.depth=3", "penalty=real_zero",
-            "penalty.weight=10", "entropy=mi_js", "lambda_h=1.0", "loss=energy_difference", "optim=adam",
+            "penalty.weight=10", "entropy=mi_js", "entropy.hidden=256", "entropy.depth=2", "lambda_h=1.0", "ema_decay=0.999", "loss=energy_difference", "optim=adam",
             f"train.batch_size={batch}", "train.critic_steps=5", "metric=toy", "metric.n_samples=2500"]
 
 
