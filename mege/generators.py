@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -72,7 +73,6 @@ def ema_of(generator: nn.Module, decay: float) -> AveragedModel:
     return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-from einops import rearrange  # noqa: E402  (appended with DCGANGenerator; lead: move to the top imports)
 
 
 class DCGANGenerator(Generator):

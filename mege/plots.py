@@ -50,6 +50,7 @@ def landscape(critic: nn.Module, real: Tensor, fake: Tensor, path: str | Path, t
 
 def sample_grid(images: Tensor, path: str | Path, rows: int = 8, title: str = "") -> None:
     """Grid of images (n, c, h, w) in [−1, 1]; 1 or 3 channels shown as grey or RGB."""
+    rows = min(rows, int(len(images) ** 0.5))
     n = rows * rows
     images = ((images[:n].float().cpu().clamp(-1, 1) + 1) / 2)
     if images.shape[1] not in (1, 3):
