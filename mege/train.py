@@ -134,6 +134,7 @@ class LoopSettings:
     eval_every: int
     ckpt_every: int
     lambda_h: float
+    lambda_h_end: float | None
     joint_critic_forward: bool
     amp: bool
     channels_last: bool
@@ -143,7 +144,10 @@ class LoopSettings:
     def from_config(cls, cfg: DictConfig, device: torch.device) -> "LoopSettings":
         t = cfg.train
         joint = t.get("joint_critic_forward")
+        end = cfg.get("lambda_h_end")
+        check(end is None or float(end) >= 0, f"lambda_h_end must be ≥ 0 or null (got {end}).")
         return cls(**{k: int(t[k]) for k in POSITIVE_INTS}, lambda_h=float(cfg.lambda_h),
+                   lambda_h_end=None if end is None else float(end),
                    joint_critic_forward=device.type == "cuda" if joint is None else bool(joint),
                    amp=bool(t.get("amp", False)), channels_last=bool(t.get("channels_last", False)),
                    compile=bool(t.get("compile", False)))
@@ -353,6 +357,13 @@ class Trainer:
                     from None
 
     # ------------------------------------------------------------------ one step
+    def lambda_h(self) -> float:
+        """λ_H at the current step: constant, or linear from ``lambda_h`` to ``lambda_h_end`` over the run."""
+        s = self.settings
+        if s.lambda_h_end is None:
+            return s.lambda_h
+        return s.lambda_h + (s.lambda_h_end - s.lambda_h) * min(1.0, self.step / s.steps)
+
     def train_step(self) -> dict[str, Tensor]:
         """One generator step with its critic steps; returns device tensors (no host sync)."""
         s, dev = self.settings, self.device
@@ -382,7 +393,7 @@ class Trainer:
                 est_opt.step()
 
         with self._autocast():
-            step = generator_objective(fwd["critic"], self.loss, fwd["estimator"], s.lambda_h, fwd["generator"], z)
+            step = generator_objective(fwd["critic"], self.loss, fwd["estimator"], self.lambda_h(), fwd["generator"], z)
         aux = step.entropy.aux_loss if est_opt is not None else None
         opt_g.zero_grad(set_to_none=True)
         step.loss.backward(inputs=self._generator_params, retain_graph=aux is not None)

@@ -177,5 +177,5 @@ def test_flags_and_errors():
 def test_configs_instantiate(name, cls):
     penalty = instantiate(OmegaConf.load(CONFIGS / f"{name}.yaml"))
     assert isinstance(penalty, cls)
-    if name == "real_zero":
-        assert penalty.weight == 10.0
+    if name == "real_zero":  # the toy default measured best on grid-25 (experiments/demo/tuning.md)
+        assert penalty.weight == 0.1

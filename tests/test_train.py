@@ -234,3 +234,17 @@ def test_user_estimator_plugs_in_through_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
     assert OmegaConf.load(out / "config.yaml").entropy._target_ == "tests.test_train.SpreadEstimator"
+
+
+def test_lambda_h_schedule_is_linear_from_start_to_end(make_cfg, tmp_path):
+    trainer = Trainer(make_cfg("lambda_h=2.0", "lambda_h_end=0.5", "train.steps=40"), tmp_path)
+    values = []
+    for step in (0, 10, 20, 40, 50):
+        trainer.step = step
+        values.append(trainer.lambda_h())
+    assert values == pytest.approx([2.0, 1.625, 1.25, 0.5, 0.5])
+    constant = Trainer(make_cfg("lambda_h=0.7", "train.steps=40"), tmp_path / "c")
+    constant.step = 30
+    assert constant.lambda_h() == 0.7
+    with pytest.raises(MegeError, match="lambda_h_end must be ≥ 0"):
+        Trainer(make_cfg("lambda_h_end=-1"), tmp_path / "bad")
