@@ -26,7 +26,6 @@ ROWS = {
     "MI bound (λ_H=0.3)": ["experiment=grid25"],
     "none (λ_H=0, β1=0.9)": ["experiment=grid25", "entropy=none", "lambda_h=0", "optim.generator.betas=[0.9,0.999]"],
 }
-METRICS = ("modes", "hq_fraction", "reverse_kl")
 MCMC = {"steps": 200, "temperature": 0.01}  # sampling-time latent MALA on the EMA generator (mege.sampling)
 
 

@@ -54,6 +54,12 @@ class Penalty(nn.Module):
     def forward(self, critic: nn.Module, real: Tensor, fake: Tensor, u_real: Tensor, u_fake: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def zero_centred(self, u: Tensor, x: Tensor) -> Tensor:
+        """``λ E ‖∇_x U(x)‖²`` over the batch x (0 without a gradient computation when λ = 0)."""
+        if self.weight == 0:
+            return u.new_zeros(())
+        return self.weight * grad_norm_sq(u, x).mean()
+
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
 
@@ -77,9 +83,7 @@ class ZeroCentredReal(Penalty):
         super().__init__(weight)
 
     def forward(self, critic, real, fake, u_real, u_fake):
-        if self.weight == 0:
-            return u_real.new_zeros(())
-        return self.weight * grad_norm_sq(u_real, real).mean()
+        return self.zero_centred(u_real, real)
 
 
 class ZeroCentredFake(Penalty):
@@ -91,9 +95,7 @@ class ZeroCentredFake(Penalty):
         super().__init__(weight)
 
     def forward(self, critic, real, fake, u_real, u_fake):
-        if self.weight == 0:
-            return u_fake.new_zeros(())
-        return self.weight * grad_norm_sq(u_fake, fake).mean()
+        return self.zero_centred(u_fake, fake)
 
 
 class WGANGP(Penalty):
