@@ -73,25 +73,56 @@ def resume(argv: list[str]) -> int:
 
 def evaluate(argv: list[str]) -> int:
     import argparse
-    parser = argparse.ArgumentParser(prog="mege eval", description="re-evaluate a run's checkpoint")
-    parser.add_argument("run_dir")
+    parser = argparse.ArgumentParser(prog="mege eval", description="re-evaluate a run's checkpoint, or every "
+                                     "completed run under a sweep folder")
+    parser.add_argument("run_dir", help="a run folder, or a sweep folder (every completed run under it)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. metric.n_samples=10000")
     parser.add_argument("--mcmc-steps", type=int, default=0,
                         help="also report the metric on samples refined by K latent-MALA steps (mege.sampling)")
     parser.add_argument("--temperature", type=float, default=1.0, help="temperature of the latent MCMC target")
     args = parser.parse_args(argv)
-    from mege.train import load_run
     check(all("=" in o for o in args.overrides), "overrides must look like key=value (e.g. metric.n_samples=10000).")
-    trainer = load_run(args.run_dir, **dict(o.split("=", 1) for o in args.overrides))
+    check(args.mcmc_steps >= 0, f"--mcmc-steps must be ≥ 0 (got {args.mcmc_steps}).")
+    check(args.temperature > 0, f"--temperature must be > 0 (got {args.temperature}).")
+    root = Path(args.run_dir)
+    if root.is_dir() and not (root / "config.yaml").exists():
+        return evaluate_sweep(root, args)
+    result = evaluate_run(root, args)
+    print(json.dumps(result, indent=2, default=float))
+    print(f"written {root / 'eval.json'}")
+    return 0
+
+
+def evaluate_run(run_dir: Path, args) -> dict:
+    """Evaluate one run's checkpoint (plus latent-MCMC refinement); writes ``run_dir/eval.json``."""
+    from mege.train import load_run
+    from mege.utils import write_json
+    trainer = load_run(run_dir, **dict(o.split("=", 1) for o in args.overrides))
     result = trainer.evaluate(plot=False)
     if args.mcmc_steps > 0:
         from mege.sampling import refined_metric
         result["refined"] = refined_metric(trainer, args.mcmc_steps, seed=trainer.cfg.train.eval_seed,
                                            temperature=args.temperature)[0]
-    out = Path(args.run_dir) / "eval.json"
-    out.write_text(json.dumps(result, indent=2, default=float))
-    print(json.dumps(result, indent=2, default=float))
-    print(f"written {out}")
+    write_json(run_dir / "eval.json", result)
+    return result
+
+
+def evaluate_sweep(sweep_dir: Path, args) -> int:
+    """``mege eval <sweep_dir>``: every run under it whose summary says completed, one line each.
+
+    ``mege report`` then shows the refined metrics as ``refined/<metric>`` columns.
+    """
+    from mege.report import find_runs
+    runs = [r for r in find_runs(sweep_dir)
+            if (r / "summary.json").is_file() and json.loads((r / "summary.json").read_text()).get("status") == "completed"]
+    check(runs, f"{sweep_dir} holds no completed run (no config.yaml, and no run folder with a completed "
+                f"summary.json under it); pass a folder written by `mege train` or `mege train -m`.")
+    for run in runs:
+        result = evaluate_run(run, args)
+        block = result.get("refined") or result.get("ema_metrics") or result.get("metrics") or {}
+        shown = {k: v for k, v in block.items() if isinstance(v, (int, float)) and k in ("modes", "hq_fraction", "reverse_kl")}
+        print(f"{run}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()), flush=True)
+    print(f"evaluated {len(runs)} runs; `mege report {sweep_dir}` adds their refined/* columns")
     return 0
 
 

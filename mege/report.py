@@ -50,6 +50,7 @@ DEFAULT_PLOT_PATTERN = r"^modes$|kl"
 
 MAX_LANDSCAPE_ROWS, MAX_LANDSCAPE_COLS = 16, 8
 EMA_PREFIX = "ema/"
+REFINED_PREFIX = "refined/"
 DASH = "—"
 
 
@@ -226,6 +227,7 @@ def read_run(run_dir: Path, sweep_dir: Path, include_incomplete: bool = False) -
         run.step = summary.get("step")
         if run.status == "completed":
             _take_metrics(run, summary.get("metrics"), summary.get("ema_metrics"))
+            _take_refined(run, run_dir / "eval.json")
             return run
         problem = {
             "failed": "failed" + (f": {_last_line(summary['error'])}" if summary.get("error") else ""),
@@ -255,6 +257,29 @@ def _take_metrics(run: Run, metrics: dict | None, ema_metrics: dict | None) -> N
         run.nonfinite.update(nonfinite)
         for key, card in protocols.items():
             run.protocols.setdefault(key, card)
+
+
+def _take_refined(run: Run, path: Path) -> None:
+    """Columns ``refined/<metric>`` from ``mege eval --mcmc-steps K`` (``eval.json``'s ``refined`` block);
+    K goes into the block's protocol card, which the report prints."""
+    if not path.is_file():
+        return
+    try:
+        refined = json.loads(path.read_text()).get("refined")
+    except (ValueError, AttributeError):
+        run.nonfinite[REFINED_PREFIX + "*"] = "unreadable eval.json"
+        return
+    if not isinstance(refined, dict):
+        return
+    refined = dict(refined)
+    protocol = dict(refined.get("protocol") or {})
+    protocol["mcmc_steps"] = refined.pop("steps", None)
+    refined["protocol"] = protocol
+    numeric, protocols, nonfinite = flatten_metrics(refined, REFINED_PREFIX)
+    run.metrics.update(numeric)
+    run.nonfinite.update(nonfinite)
+    for key, card in protocols.items():
+        run.protocols.setdefault(key, card)
 
 
 # ----------------------------------------------------------------------------- groups

@@ -194,3 +194,21 @@ def test_clear_errors_for_missing_or_empty_sweep(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(MegeError, match="no run under"):
         main([str(tmp_path / "empty")])
+
+
+def test_refined_metrics_from_eval_json_become_columns(sweep):
+    """`mege eval --mcmc-steps K` writes eval.json; its refined block is pooled like the others, K in the protocol."""
+    root = sweep / "2025-01-01" / "12-00-00"
+    for job, modes in ((0, 25), (1, 24), (2, 23)):
+        refined = {"steps": 200, "modes": modes, "reverse_kl": 0.01 * modes, "mcmc_accept_rate": 0.6,
+                   "protocol": {**PROTOCOL, "latent_mcmc": {"temperature": 0.01}}}
+        (root / str(job) / "eval.json").write_text(json.dumps({"step": 100, "refined": refined}))
+    report = build_report(sweep)
+    none = next(g for g in report.groups if g.values == ("none",))
+    kde = next(g for g in report.groups if g.values == ("kde",))
+    stat = none.stats["refined/modes"]
+    assert (stat.mean, stat.n) == (24.0, 3) and stat.se == pytest.approx(1 / math.sqrt(3))
+    assert none.stats["refined/reverse_kl"].mean == pytest.approx(0.24)
+    assert kde.stats["refined/modes"].n == 0  # no eval.json there: a missing column, not a zero
+    assert "refined/steps" not in report.metrics
+    assert report.protocol["refined/mcmc_steps"] == "200"

@@ -5,6 +5,7 @@ Every case runs ``mege.cli.main`` in this process and asserts the exact error li
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -197,3 +198,24 @@ def test_unknown_command(run_cli):
     code, _, err = run_cli("trian", "data=ring8")
     assert code == 2
     assert re.fullmatch(r"unknown command 'trian'; known: train, resume, eval, estimators, .*\.", error_line(err))
+
+
+def test_eval_of_a_sweep_folder_refines_every_completed_run(run_cli, trained_run, tmp_path):
+    sweep = tmp_path / "sweep"
+    for job in ("0", "1"):
+        shutil.copytree(trained_run, sweep / job)
+    (sweep / "1" / "summary.json").write_text(json.dumps({"status": "failed", "step": 3}))  # skipped: not completed
+    code, out, _ = run_cli("eval", str(sweep), "--mcmc-steps", "3", "--temperature", "0.5")
+    assert code == 0
+    assert "evaluated 1 runs" in out
+    refined = json.loads((sweep / "0" / "eval.json").read_text())["refined"]
+    assert refined["steps"] == 3 and refined["protocol"]["latent_mcmc"]["temperature"] == 0.5
+    assert not (sweep / "1" / "eval.json").exists()
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("eval", str(tmp_path / "empty"))  # no run under it: nothing to evaluate
+    assert code == 2 and "holds no completed run" in error_line(err)
+
+
+def test_eval_rejects_negative_mcmc_steps(run_cli, trained_run):
+    code, _, err = run_cli("eval", str(trained_run), "--mcmc-steps", "-1")
+    assert (code, error_line(err)) == (2, "--mcmc-steps must be ≥ 0 (got -1).")
