@@ -112,6 +112,8 @@ def validate(cfg: DictConfig) -> None:
     joint = t.get("joint_critic_forward")
     check(joint is None or isinstance(joint, bool),
           f"train.joint_critic_forward must be true, false or null (= auto) (got {joint!r}).")
+    check(isinstance(cfg.get("ema_warmup", False), bool),
+          f"ema_warmup must be true or false (got {cfg.get('ema_warmup')!r}).")
     decay = cfg.get("ema_decay")
     check(decay is None or (isinstance(decay, numbers.Real) and not isinstance(decay, bool) and 0 < decay < 1),
           f"ema_decay must be in (0, 1) (got {decay!r}); e.g. ema_decay=0.999, or ema_decay=null to turn EMA off.")
@@ -210,6 +212,13 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, first: bool) -> N
         ema.n_averaged += 1
 
 
+def ema_decay_at(decay: float, updates: int, warmup: bool) -> float:
+    """EMA decay for the update after ``updates`` earlier ones: ``decay``, or with warm-up
+    ``min(decay, (1 + updates) / (10 + updates))`` so the average forgets the initial weights
+    within a short run (decay 0.999 alone still gives them weight 0.999^t ≈ 0.37 at t = 1 000)."""
+    return min(decay, (1 + updates) / (10 + updates)) if warmup else decay
+
+
 class StopSignals:
     """SIGTERM/SIGINT set :attr:`signum`; the loop reads it after the current step. A second SIGINT aborts."""
 
@@ -276,6 +285,7 @@ class Trainer:
         self._forwards = self._compiled() if self.settings.compile else \
             {"generator": self.generator, "critic": self.critic, "estimator": self.estimator}
         self._ema_decay = float(cfg.ema_decay) if self.ema is not None else 0.0
+        self._ema_warmup = bool(cfg.get("ema_warmup", False))
         self._ema_started = False
         self.step = 0
         self.elapsed = 0.0
@@ -403,7 +413,8 @@ class Trainer:
             est_opt.step()
         opt_g.step()
         if self.ema is not None:
-            ema_update(self.ema, g, self._ema_decay, first=not self._ema_started)
+            ema_update(self.ema, g, ema_decay_at(self._ema_decay, self.step, self._ema_warmup),
+                       first=not self._ema_started)
             self._ema_started = True
         for scheduler in self.schedulers.values():
             scheduler.step()

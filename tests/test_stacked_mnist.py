@@ -242,3 +242,25 @@ def test_experiment_configs_train_end_to_end(experiment, tmp_path, tiny_root, si
     assert 1 <= metrics["modes"] <= 40 and metrics["n_modes"] == 1000 and metrics["protocol"]["log_base"] == "e"
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
     assert (tmp_path / "run" / "landscape.png").is_file()
+
+
+def test_reference_row_counts_real_stacks_once_and_leaves_training_rng(tiny_root):
+    """The reference block is the real data through the same classifier: with the stub, exactly the
+    count of the true labels of the seeded real draw; computed once per metric object."""
+    data = StackedMNIST(n_stack=3, root=tiny_root)
+    clf = StubClassifier()
+    metric = StackedMNISTMetrics(classifier=clf, n_samples=500, seed=3, reference=True)
+    torch.manual_seed(3)
+    _, true_labels = data.sample_with_labels(500)
+    truth = count_modes(true_labels, 1000, data.label_distribution())
+    torch.manual_seed(11)
+    before = torch.rand(1)
+    torch.manual_seed(11)
+    out = metric(make_generate(torch.zeros(500, 3, dtype=torch.long)), data)
+    assert torch.equal(torch.rand(1), before)  # the training RNG did not move
+    assert out["modes"] == 1
+    assert out["reference"] == {k: truth[k] for k in ("modes", "reverse_kl", "reverse_kl_data")}
+    calls = len(clf.modes_seen)
+    metric(make_generate(torch.zeros(500, 3, dtype=torch.long)), data)
+    assert len(clf.modes_seen) - calls == calls // 2  # the second call counts only the generated samples
+    assert "reference" not in StackedMNISTMetrics(classifier=clf, n_samples=500)(make_generate(torch.zeros(500, 3, dtype=torch.long)), data)

@@ -248,3 +248,24 @@ def test_lambda_h_schedule_is_linear_from_start_to_end(make_cfg, tmp_path):
     assert constant.lambda_h() == 0.7
     with pytest.raises(MegeError, match="lambda_h_end must be ≥ 0"):
         Trainer(make_cfg("lambda_h_end=-1"), tmp_path / "bad")
+
+
+def test_ema_warmup_follows_the_schedule_and_caps_at_decay():
+    from mege.train import ema_decay_at
+    assert [ema_decay_at(0.999, t, True) for t in (0, 1, 90)] == [0.1, 2 / 11, 0.91]
+    assert ema_decay_at(0.999, 10**6, True) == 0.999
+    assert ema_decay_at(0.999, 0, False) == 0.999
+    # After 1 000 updates of a constant weight w=1 from θ_0=0 the warm-up average is much nearer to 1.
+    lin = torch.nn.Linear(1, 1, bias=False)
+    for warmup, expected_below in ((False, 0.64), (True, 0.9999)):
+        ema = AveragedModel(lin, use_buffers=True)
+        lin.weight.data.fill_(0.0)
+        ema_update(ema, lin, 0.999, first=True)
+        lin.weight.data.fill_(1.0)
+        for t in range(1, 1001):
+            ema_update(ema, lin, ema_decay_at(0.999, t, warmup), first=False)
+        value = ema.module.weight.item()
+        if warmup:
+            assert value > 0.999
+        else:
+            assert value == pytest.approx(1 - 0.999**1000, rel=1e-5) and value < expected_below

@@ -135,6 +135,11 @@ class StackedMNISTMetrics:
     seed: torch seed set (inside a forked RNG, so training RNG is untouched) before calling
         ``generate``; None leaves the RNG alone.
 
+    reference: also count ``n_samples`` *real* stacks (``data.sample``, same seed) through the same
+        pipeline, once per metric object, and add them as ``result["reference"]`` (modes and KLs):
+        the reference row every Stacked MNIST table carries (``mege report`` shows it as
+        ``reference/*`` columns). Costs one extra count (a few CPU-seconds) per run.
+
     ``generate`` is called once with ``n_samples``: a generate that restarts its latents on each
     call (as the trainer's does) would repeat samples if called per batch.
     The classifier is switched to eval mode for the count and its previous mode is restored.
@@ -142,7 +147,7 @@ class StackedMNISTMetrics:
 
     def __init__(self, classifier_path: str | Path | None = DEFAULT_PATH, n_samples: int | None = None,
                  batch_size: int = 128, seed: int | None = 0, classifier: nn.Module | None = None,
-                 card: dict | None = None):
+                 card: dict | None = None, reference: bool = False):
         check(classifier is not None or classifier_path is not None,
               "StackedMNISTMetrics needs classifier_path (train one with `mege classifier train`) or a classifier module")
         check(n_samples is None or int(n_samples) > 0, f"n_samples must be a positive int or null, got {n_samples}")
@@ -153,6 +158,8 @@ class StackedMNISTMetrics:
         self.seed = seed
         self.classifier = classifier
         self.card = dict(card or {})
+        self.reference = bool(reference)
+        self._reference_row: dict | None = None
 
     def load(self) -> tuple[nn.Module, dict]:
         if self.classifier is None:
@@ -171,6 +178,8 @@ class StackedMNISTMetrics:
                 torch.manual_seed(self.seed)
             with torch.no_grad():
                 x = generate(n).detach()
+        if self.reference and self._reference_row is None:
+            self._reference_row = self.reference_row(data, n)
         if x.shape[0] != n or x.shape[1] != n_stack:
             raise MegeError(f"generate({n}) returned {tuple(x.shape)}; the generator must make (n, {n_stack}, 28, 28) samples")
         start = time.perf_counter()
@@ -196,4 +205,20 @@ class StackedMNISTMetrics:
             "classifier_path": card.get("path"),
             "classify_seconds": round(seconds, 3),
         }
+        if self._reference_row is not None:
+            result["reference"] = dict(self._reference_row)
         return result
+
+    def reference_row(self, data, n: int) -> dict:
+        """Modes and KLs of ``n`` real stacks (``data.sample``, seeded like the generated ones;
+        the training RNG is untouched)."""
+        classifier, _ = self.load()
+        n_stack = int(getattr(data, "n_stack", data.shape[0]))
+        with torch.random.fork_rng(devices=[]):
+            if self.seed is not None:
+                torch.manual_seed(self.seed)
+            x = data.sample(n)
+        labels = classify_stacks(classifier, x, self.batch_size)
+        dist = data.label_distribution() if hasattr(data, "label_distribution") else None
+        row = count_modes(labels, N_CLASSES**n_stack, dist)
+        return {k: row[k] for k in ("modes", "reverse_kl", "reverse_kl_data") if k in row}
