@@ -264,6 +264,8 @@ class Trainer:
         self.metric = instantiate(cfg.metric, allowed, where="metric")
         self.ema = ema_of(self.generator, cfg.ema_decay) if cfg.get("ema_decay") else None
         self._check_shapes()
+        if hasattr(self.metric, "check_data"):  # a metric that cannot score this data fails now, not at the first evaluation
+            self.metric.check_data(self.data)
         if self.settings.channels_last:
             for module in (self.critic, self.generator):
                 module.to(memory_format=torch.channels_last)

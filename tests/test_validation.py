@@ -44,6 +44,8 @@ def known(group: str) -> str:
 CASES = {
     "unknown estimator": (["entropy=nope"], rf"unknown entropy 'nope'; known: {known('entropy')} \(or add "
                                             r"configs/entropy/nope\.yaml, or set entropy\._target_=your\.module\.Class\)\."),
+    "toy metric on data without centres": (["data=swiss_roll"], r"toy mode metrics need a Gaussian mixture with centres, not "
+                                                                r"SwissRoll; use data=ring8, data=grid25 or data=custom, or drop metric=toy"),
     "unknown data set": (["data=mnist9"], rf"unknown data 'mnist9'; known: {known('data')} "),
     "unknown penalty in a sweep list": (["penalty=real_zero,l2"], rf"unknown penalty 'l2'; known: {known('penalty')} "),
     "negative lambda_h": (["lambda_h=-1"], r"lambda_h must be a finite number ≥ 0 \(got -1\); use lambda_h=0 to switch "

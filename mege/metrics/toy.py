@@ -113,12 +113,16 @@ class ToyModeMetrics:
         self.n_samples = int(n_samples)
         self.hq_std = float(hq_std)
 
-    def __call__(self, generate: Callable[[int], Tensor], data) -> dict:
+    def check_data(self, data) -> None:
+        """Raise the one-line fix when ``data`` has no mixture centres (the trainer calls this at start-up)."""
         if not hasattr(data, "centres"):
             raise MegeError(
                 f"toy mode metrics need a Gaussian mixture with centres, not {type(data).__name__}; "
                 "use data=ring8, data=grid25 or data=custom, or drop metric=toy"
             )
+
+    def __call__(self, generate: Callable[[int], Tensor], data) -> dict:
+        self.check_data(data)
         with torch.no_grad():
             samples = generate(self.n_samples).detach().to("cpu", torch.float32)
         result = mode_metrics(samples, data.centres, data.std, data.weights, self.hq_std)
