@@ -46,6 +46,10 @@ CASES = {
                                             r"configs/entropy/nope\.yaml, or set entropy\._target_=your\.module\.Class\)\."),
     "toy metric on data without centres": (["data=swiss_roll"], r"toy mode metrics need a Gaussian mixture with centres, not "
                                                                 r"SwissRoll; use data=ring8, data=grid25 or data=custom, or drop metric=toy"),
+    "misspelt config key": (["train.stepz=5"], r"unknown config key 'train\.stepz'; did you mean train\.steps\? \(a new key "
+                                               r"needs a leading \+: \+train\.stepz=\.\.\.\)\."),
+    "key of the chosen group option": (["entropy=mi_js", "entropy.hiden=8"], r"unknown config key 'entropy\.hiden'; did you mean "
+                                                                        r"entropy\.hidden\?"),
     "unknown data set": (["data=mnist9"], rf"unknown data 'mnist9'; known: {known('data')} "),
     "unknown penalty in a sweep list": (["penalty=real_zero,l2"], rf"unknown penalty 'l2'; known: {known('penalty')} "),
     "negative lambda_h": (["lambda_h=-1"], r"lambda_h must be a finite number ≥ 0 \(got -1\); use lambda_h=0 to switch "
@@ -221,3 +225,13 @@ def test_eval_of_a_sweep_folder_refines_every_completed_run(run_cli, trained_run
 def test_eval_rejects_negative_mcmc_steps(run_cli, trained_run):
     code, _, err = run_cli("eval", str(trained_run), "--mcmc-steps", "-1")
     assert (code, error_line(err)) == (2, "--mcmc-steps must be ≥ 0 (got -1).")
+
+
+def test_key_check_composes_with_sweep_and_experiment_choices():
+    """Keys that exist only once +sweep / experiment choices are applied pass; a typo still fails."""
+    from mege.cli import check_keys
+    from mege.errors import MegeError
+    check_keys(["+sweep=claim3_sgd", "optim.generator.momentum=0.9", "experiment=stacked_mnist_cpu", "ema_warmup=false"])
+    check_keys(["entropy=glob(*)", "train.steps=10", "+launcher=joblib", "hydra.launcher.n_jobs=2", "+new.key=1"])
+    with pytest.raises(MegeError, match=r"unknown config key 'optim\.generator\.momentun'; did you mean optim\.generator\.momentum\?"):
+        check_keys(["+sweep=claim3_sgd", "optim.generator.momentun=0.9"])
