@@ -251,6 +251,7 @@ def read_run(run_dir: Path, sweep_dir: Path, include_incomplete: bool = False) -
 
 
 def _take_metrics(run: Run, metrics: dict | None, ema_metrics: dict | None) -> None:
+    ema_metrics = {k: v for k, v in (ema_metrics or {}).items() if k != "reference"}  # real data: shown once
     for prefix, block in (("", metrics), (EMA_PREFIX, ema_metrics)):
         numeric, protocols, nonfinite = flatten_metrics(block or {}, prefix)
         run.metrics.update(numeric)
