@@ -212,3 +212,18 @@ def test_refined_metrics_from_eval_json_become_columns(sweep):
     assert kde.stats["refined/modes"].n == 0  # no eval.json there: a missing column, not a zero
     assert "refined/steps" not in report.metrics
     assert report.protocol["refined/mcmc_steps"] == "200"
+
+
+def test_stacked_reference_row_is_shown_once(tmp_path):
+    """The real-data reference block repeats in the EMA metrics; the report keeps the raw one only."""
+    root = tmp_path / "sweep"
+    ref = {"modes": 1000, "reverse_kl": 0.024}
+    for job, modes in ((0, 800), (1, 900)):
+        summary = _done(job, modes=modes, ema=dict(modes=modes + 10))
+        summary["metrics"]["reference"] = ref
+        summary["ema_metrics"]["reference"] = ref
+        _write_run(root, job, "mi_js", job, summary)
+    report = build_report(root)
+    assert report.groups[0].stats["reference/modes"].mean == 1000
+    assert report.groups[0].stats["modes"].mean == 850 and report.groups[0].stats["ema/modes"].mean == 860
+    assert not any(m.startswith("ema/reference") for m in report.metrics)
