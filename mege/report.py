@@ -51,6 +51,7 @@ DEFAULT_PLOT_PATTERN = r"^modes$|kl"
 MAX_LANDSCAPE_ROWS, MAX_LANDSCAPE_COLS = 16, 8
 EMA_PREFIX = "ema/"
 REFINED_PREFIX = "refined/"
+MCMC_SETTINGS = ("target", "sampler", "temperature", "initial_step_size", "steps", "warmup", "n_chains")
 DASH = "—"
 
 
@@ -275,6 +276,9 @@ def _take_refined(run: Run, path: Path) -> None:
     refined = dict(refined)
     protocol = dict(refined.get("protocol") or {})
     protocol["mcmc_steps"] = refined.pop("steps", None)
+    chain = protocol.get("latent_mcmc")
+    if isinstance(chain, dict):  # the sampler's settings; its per-run chain statistics are not protocol
+        protocol["latent_mcmc"] = {k: v for k, v in chain.items() if k in MCMC_SETTINGS}
     refined["protocol"] = protocol
     numeric, protocols, nonfinite = flatten_metrics(refined, REFINED_PREFIX)
     run.metrics.update(numeric)

@@ -201,7 +201,7 @@ def test_refined_metrics_from_eval_json_become_columns(sweep):
     root = sweep / "2025-01-01" / "12-00-00"
     for job, modes in ((0, 25), (1, 24), (2, 23)):
         refined = {"steps": 200, "modes": modes, "reverse_kl": 0.01 * modes, "mcmc_accept_rate": 0.6,
-                   "protocol": {**PROTOCOL, "latent_mcmc": {"temperature": 0.01}}}
+                   "protocol": {**PROTOCOL, "latent_mcmc": {"temperature": 0.01, "accept_rate": 0.5 + job / 100}}}
         (root / str(job) / "eval.json").write_text(json.dumps({"step": 100, "refined": refined}))
     report = build_report(sweep)
     none = next(g for g in report.groups if g.values == ("none",))
@@ -212,6 +212,7 @@ def test_refined_metrics_from_eval_json_become_columns(sweep):
     assert kde.stats["refined/modes"].n == 0  # no eval.json there: a missing column, not a zero
     assert "refined/steps" not in report.metrics
     assert report.protocol["refined/mcmc_steps"] == "200"
+    assert report.protocol["refined/latent_mcmc"] == '{"temperature": 0.01}'  # chain statistics are not protocol
 
 
 def test_stacked_reference_row_is_shown_once(tmp_path):
