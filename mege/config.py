@@ -39,6 +39,57 @@ def check_group_choice(group: str, name: str) -> None:
                         f"(or add configs/{group}/{name}.yaml, or set {group}._target_=your.module.Class).")
 
 
+def check_override_keys(argv: list[str]) -> None:
+    """Plain ``key=value`` overrides must name a key of the config they change (hydra's own error for
+    a typo is several lines); the config is composed with the group choices of the first sweep job."""
+    from difflib import get_close_matches
+
+    from hydra import compose, initialize_config_dir
+    groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
+    choices, keys = [], []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or arg.startswith(("-", "~")) or key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            continue
+        if key.lstrip("+") in groups:  # group choices (+sweep=..., +launcher=... too) shape the config
+            if "(" not in value:
+                choices.append(f"{key}={value.split(',')[0]}")
+        elif not key.startswith("+"):
+            keys.append(key)
+    if not keys:
+        return
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=choices, return_hydra_config=True)
+            swept = cfg.hydra.sweeper.get("params") or {}  # a +sweep file's group choices count too
+            chosen = {c.partition("=")[0].lstrip("+") for c in choices}
+            extra = [f"{k}={str(v).split(',')[0]}" for k, v in swept.items()
+                     if k in groups and k not in chosen and "(" not in str(v)]
+            if extra:
+                cfg = compose("config", overrides=[*choices, *extra], return_hydra_config=True)
+    except Exception:  # noqa: BLE001 — a composition problem is hydra's to report
+        return
+
+    def node_at(path: list[str]):  # walks the structure without resolving interpolations
+        node = cfg
+        for part in path:
+            if not isinstance(node, DictConfig) or part not in node.keys():
+                return None
+            node = node._get_node(part)
+        return node
+
+    for key in keys:
+        parts = key.split(".")
+        if node_at(parts) is not None:
+            continue
+        parent = ".".join(parts[:-1])
+        node = node_at(parts[:-1])
+        known = [f"{parent}.{k}" if parent else str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+        close = get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise MegeError(f"unknown config key '{key}'; {hint}(a new key needs a leading +: +{key}=...).")
+
+
 def targets(node: Any) -> Iterable[str]:
     if isinstance(node, DictConfig):
         for key, value in node.items_ex(resolve=False) if hasattr(node, "items_ex") else node.items():

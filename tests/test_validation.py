@@ -229,7 +229,7 @@ def test_eval_rejects_negative_mcmc_steps(run_cli, trained_run):
 
 def test_key_check_composes_with_sweep_and_experiment_choices():
     """Keys that exist only once +sweep / experiment choices are applied pass; a typo still fails."""
-    from mege.cli import check_keys
+    from mege.config import check_override_keys as check_keys
     from mege.errors import MegeError
     check_keys(["+sweep=claim3_sgd", "optim.generator.momentum=0.9", "experiment=stacked_mnist_cpu", "ema_warmup=false"])
     check_keys(["entropy=glob(*)", "train.steps=10", "+launcher=joblib", "hydra.launcher.n_jobs=2", "+new.key=1"])
