@@ -30,7 +30,7 @@ def main() -> None:
         raise SystemExit(f"compact_table: unknown metric(s) {', '.join(unknown)}; the CSV has "
                          f"{', '.join(sorted({f.split(':')[0] for f in fields if ':' in f}))}")
     if args.sort:
-        rows.sort(key=lambda r: float(r[f"{args.sort}:mean"] or "nan") if r[f"{args.sort}:mean"] else math.inf)
+        rows.sort(key=lambda r: float(r[f"{args.sort}:mean"]) if r[f"{args.sort}:mean"] else math.inf)
     print("| " + " | ".join([*keys, "runs", *args.metrics]) + " |")
     print("|" + "---|" * (len(keys) + 1 + len(args.metrics)))
     for r in rows:

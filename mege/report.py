@@ -253,12 +253,17 @@ def read_run(run_dir: Path, sweep_dir: Path, include_incomplete: bool = False) -
 
 def _take_metrics(run: Run, metrics: dict | None, ema_metrics: dict | None) -> None:
     ema_metrics = {k: v for k, v in (ema_metrics or {}).items() if k != "reference"}  # real data: shown once
-    for prefix, block in (("", metrics), (EMA_PREFIX, ema_metrics)):
-        numeric, protocols, nonfinite = flatten_metrics(block or {}, prefix)
-        run.metrics.update(numeric)
-        run.nonfinite.update(nonfinite)
-        for key, card in protocols.items():
-            run.protocols.setdefault(key, card)
+    _add_block(run, metrics, "")
+    _add_block(run, ema_metrics, EMA_PREFIX)
+
+
+def _add_block(run: Run, block: dict | None, prefix: str) -> None:
+    """A metric block's numbers, non-finite entries and protocol cards, names prefixed."""
+    numeric, protocols, nonfinite = flatten_metrics(block or {}, prefix)
+    run.metrics.update(numeric)
+    run.nonfinite.update(nonfinite)
+    for key, card in protocols.items():
+        run.protocols.setdefault(key, card)
 
 
 def _take_refined(run: Run, path: Path) -> None:
@@ -280,11 +285,7 @@ def _take_refined(run: Run, path: Path) -> None:
     if isinstance(chain, dict):  # the sampler's settings; its per-run chain statistics are not protocol
         protocol["latent_mcmc"] = {k: v for k, v in chain.items() if k in MCMC_SETTINGS}
     refined["protocol"] = protocol
-    numeric, protocols, nonfinite = flatten_metrics(refined, REFINED_PREFIX)
-    run.metrics.update(numeric)
-    run.nonfinite.update(nonfinite)
-    for key, card in protocols.items():
-        run.protocols.setdefault(key, card)
+    _add_block(run, refined, REFINED_PREFIX)
 
 
 # ----------------------------------------------------------------------------- groups

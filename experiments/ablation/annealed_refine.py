@@ -14,12 +14,12 @@ the previous stage ended — and the toy metric (PacGAN/VEEGAN protocol) scores 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import torch
 
+from mege.report import Stat, format_cell
 from mege.sampling import eval_mode, latent_map, mala, run_generator
 from mege.train import load_run
 
@@ -45,12 +45,6 @@ def refine_schedule(run, stages, n: int = 2500, seed: int = 1234) -> dict:
     return run.metric(lambda k: x[:k], run.data)
 
 
-def mean_se(values: list[float]) -> str:
-    n, m = len(values), sum(values) / len(values)
-    se = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n) if n > 1 else float("nan")
-    return f"{m:.4g} ± {se:.2g}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", type=Path, required=True)
@@ -70,7 +64,7 @@ def main() -> None:
              f"Runs: {len(args.runs)} (EMA generator); 2 500 chains, same z0 for every schedule; mean ± s.e.; "
              f"wall {time.perf_counter() - start:.0f} s.", "",
              "| schedule (T × MALA steps) | modes | HQ fraction | reverse KL |", "|---|---|---|---|"]
-    lines += [f"| {name} | " + " | ".join(mean_se(r[m]) for m in METRICS) + " |" for name, r in results.items()]
+    lines += [f"| {name} | " + " | ".join(format_cell(Stat.of(r[m]), len(r[m])) for m in METRICS) + " |" for name, r in results.items()]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
