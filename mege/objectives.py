@@ -27,7 +27,7 @@ class CriticStep:
 
 
 def critic_objective(critic: nn.Module, loss, penalty, real: Tensor, fake: Tensor,
-                     joint_forward: bool = False) -> CriticStep:
+                     joint_forward: bool = False, penalty_scale: float = 1.0) -> CriticStep:
     """``L_U = loss.critic(U(x), U(x̃)) + penalty``; the energies are computed once and shared by loss and penalty.
 
     ``joint_forward=False`` (the default, fastest on CPU): one forward of the real batch and one of
@@ -36,15 +36,25 @@ def critic_objective(critic: nn.Module, loss, penalty, real: Tensor, fake: Tenso
     one concatenated batch (fewer kernel launches, the better choice where launches dominate, e.g.
     small MLPs on a GPU) but ``∇_x U`` and its double backward run over all 2n rows, half of them
     zero. The value and the gradient are the same either way.
+
+    ``penalty_scale`` is lazy regularisation (StyleGAN2): with the penalty applied every k-th
+    critic step, those steps pass ``penalty_scale = k`` and the others ``0`` (no input gradient is
+    taken), so the penalty's expected gradient per step is unchanged and k − 1 of every k double
+    backwards are saved.
     """
-    real = real.detach().requires_grad_(penalty.needs_real_grad)
-    fake = fake.detach().requires_grad_(penalty.needs_fake_grad)
+    active = penalty_scale != 0
+    real = real.detach().requires_grad_(penalty.needs_real_grad and active)
+    fake = fake.detach().requires_grad_(penalty.needs_fake_grad and active)
     if joint_forward:
         u_real, u_fake = critic(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
     else:
         u_real, u_fake = critic(real), critic(fake)
     energy_loss = loss.critic(u_real, u_fake)
-    pen = penalty(critic, real, fake, u_real, u_fake)
+    if active:
+        pen = penalty(critic, real, fake, u_real, u_fake)
+        pen = pen if penalty_scale == 1 else pen * penalty_scale
+    else:
+        pen = energy_loss.new_zeros(())
     return CriticStep(energy_loss + pen, energy_loss, pen, u_real, u_fake)
 
 

@@ -50,7 +50,8 @@ DEFAULT_PLOT_PATTERN = r"^modes$|kl"
 
 MAX_LANDSCAPE_ROWS, MAX_LANDSCAPE_COLS = 16, 8
 EMA_PREFIX = "ema/"
-REFINED_PREFIX = "refined/"
+MCMC_BLOCKS = ("mcmc_T1", "mode_seek")
+"""eval.json blocks from ``mege eval --mcmc-steps K``: the model's samples (T = 1) and mode-seeking (T < 1)."""
 MCMC_SETTINGS = ("target", "sampler", "temperature", "initial_step_size", "steps", "warmup", "n_chains")
 DASH = "—"
 
@@ -267,17 +268,28 @@ def _add_block(run: Run, block: dict | None, prefix: str) -> None:
 
 
 def _take_refined(run: Run, path: Path) -> None:
-    """Columns ``refined/<metric>`` from ``mege eval --mcmc-steps K`` (``eval.json``'s ``refined`` block);
-    K goes into the block's protocol card, which the report prints."""
+    """Columns ``mcmc_T1/<metric>`` and ``mode_seek/<metric>`` from ``mege eval --mcmc-steps K``
+    (``eval.json``'s blocks of those names; an older file's ``refined`` block is named by its
+    temperature). K goes into each block's protocol card, which the report prints."""
     if not path.is_file():
         return
     try:
-        refined = json.loads(path.read_text()).get("refined")
-    except (ValueError, AttributeError):
-        run.nonfinite[REFINED_PREFIX + "*"] = "unreadable eval.json"
+        blocks = json.loads(path.read_text())
+        blocks = dict(blocks)
+    except (ValueError, AttributeError, TypeError):
+        run.nonfinite["mcmc_T1/*"] = "unreadable eval.json"
         return
-    if not isinstance(refined, dict):
-        return
+    legacy = blocks.pop("refined", None)
+    if isinstance(legacy, dict):
+        from mege.sampling import mcmc_block_name
+        temperature = ((legacy.get("protocol") or {}).get("latent_mcmc") or {}).get("temperature", 1.0)
+        blocks.setdefault(mcmc_block_name(float(temperature)), legacy)
+    for name in MCMC_BLOCKS:
+        if isinstance(blocks.get(name), dict):
+            _add_mcmc_block(run, blocks[name], name + "/")
+
+
+def _add_mcmc_block(run: Run, refined: dict, prefix: str) -> None:
     refined = dict(refined)
     protocol = dict(refined.get("protocol") or {})
     protocol["mcmc_steps"] = refined.pop("steps", None)
@@ -285,7 +297,7 @@ def _take_refined(run: Run, path: Path) -> None:
     if isinstance(chain, dict):  # the sampler's settings; its per-run chain statistics are not protocol
         protocol["latent_mcmc"] = {k: v for k, v in chain.items() if k in MCMC_SETTINGS}
     refined["protocol"] = protocol
-    _add_block(run, refined, REFINED_PREFIX)
+    _add_block(run, refined, prefix)
 
 
 # ----------------------------------------------------------------------------- groups
@@ -465,13 +477,27 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
 
 
+AT_FLOOR = " ≤2×floor"
+"""Appended to a KL cell whose mean is within twice the mean of its ``<metric>_floor`` column: the
+perfect-sampler KL at the same sample count, so the number cannot tell the model from exact sampling."""
+
+
+def at_floor(stats: dict[str, Stat], metric: str) -> bool:
+    """True when ``metric`` has a ``<metric>_floor`` companion and its mean is ≤ 2× the floor's mean."""
+    floor = stats.get(metric + "_floor")
+    value = stats.get(metric)
+    return (floor is not None and value is not None and floor.n > 0 and value.n > 0
+            and not math.isnan(value.mean) and value.mean <= 2 * floor.mean)
+
+
 def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    """The markdown table: group keys, runs, excluded, one cell per metric."""
+    """The markdown table: group keys, runs, excluded, one cell per metric (KLs within 2× their floor marked)."""
     header = (report.keys or ["group"]) + ["runs", "excluded"] + report.metrics
     rows = []
     for g in report.groups:
         head = list(g.values) if report.keys else [report.label(g)]
-        rows.append(head + [str(len(g.runs)), str(len(g.excluded))] + [format_cell(g.stats[m], len(g.runs)) for m in report.metrics])
+        cells = [format_cell(g.stats[m], len(g.runs)) + (AT_FLOOR if at_floor(g.stats, m) else "") for m in report.metrics]
+        rows.append(head + [str(len(g.runs)), str(len(g.excluded))] + cells)
     return header, rows
 
 
@@ -523,7 +549,11 @@ def write_markdown(report: Report, path: Path, plots: dict[str, str]) -> None:
     lines.append(
         "Cells: mean ± standard error over runs (s.e. = s.d./√n, ddof=1; — when n = 1); "
         "(n=k) where a metric is missing in some runs of the group (listed below). "
-        "`ema/` columns: the EMA generator. `excluded`: failed or incomplete runs of the group, not in the means."
+        "`ema/` columns: the EMA generator; `mcmc_T1/` columns: latent MCMC at T = 1 (the energy model's own "
+        "samples); `mode_seek/` columns: latent MCMC at T < 1 (mode-seeking, not samples of the model). "
+        f"`*_floor` columns: the perfect-sampler KL at the sample count that entered the histogram; a KL marked "
+        f"`{AT_FLOOR.strip()}` is within twice it and cannot be told from exact sampling. "
+        "`excluded`: failed or incomplete runs of the group, not in the means."
     )
     lines.append("")
     if report.metrics:

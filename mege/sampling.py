@@ -628,6 +628,20 @@ def run_generator(run, raw: bool = False) -> nn.Module:
     return run.generator if raw or ema is None else ema.module
 
 
+def mcmc_block_name(temperature: float) -> str:
+    """What latent-MCMC samples at temperature T are, as a result-block name.
+
+    ``mcmc_T1``: T = 1 samples the learned energy model π(z) ∝ N(z;0,I)·exp(−U(G(z))) (for the
+    non-saturating loss, U = −logit, the discriminator-driven latent sampling target of Che et al.
+    2020; the sampler of Kumar et al. 2019). ``mode_seek``: T < 1 sharpens π towards the critic's
+    minima (T → 0 is gradient descent into the pits), so it is not a sample of the model.
+    T > 1 flattens π towards the plain generator: ``mcmc_T<T>``.
+    """
+    if temperature == 1:
+        return "mcmc_T1"
+    return "mode_seek" if temperature < 1 else f"mcmc_T{temperature:g}"
+
+
 def refined_metric(run, steps: int, raw: bool = False, seed: int = 0, **mcmc_kwargs) -> tuple[dict, LatentMCMC]:
     """The run's metric after K = ``steps`` latent-MCMC steps from z0 drawn with ``seed``.
 

@@ -66,7 +66,7 @@ from mege.utils import atomic_write, pick_device, rng_state, seed_everything, se
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
-POSITIVE_INTS = ("steps", "batch_size", "critic_steps", "eval_every", "log_every", "ckpt_every")
+POSITIVE_INTS = ("steps", "batch_size", "critic_steps", "eval_every", "log_every", "ckpt_every", "penalty_every")
 FLAGS = ("compile", "amp", "channels_last")
 
 
@@ -102,7 +102,7 @@ def validate(cfg: DictConfig) -> None:
           f"lambda_h must be a finite number ≥ 0 (got {lam!r}); use lambda_h=0 to switch the entropy term off.")
     t = cfg.train
     for key in POSITIVE_INTS:
-        value = t.get(key)
+        value = t.get(key, 1 if key == "penalty_every" else None)
         check(_is_int(value) and value > 0, f"train.{key} must be a positive integer (got {value!r}); e.g. train.{key}=100.")
     check(_is_int(t.get("eval_seed", 0)), f"train.eval_seed must be an integer (got {t.get('eval_seed')!r}).")
     check(_is_int(cfg.get("seed", 0)), f"seed must be an integer (got {cfg.get('seed')!r}).")
@@ -135,6 +135,7 @@ class LoopSettings:
     log_every: int
     eval_every: int
     ckpt_every: int
+    penalty_every: int
     lambda_h: float
     lambda_h_end: float | None
     joint_critic_forward: bool
@@ -148,7 +149,7 @@ class LoopSettings:
         joint = t.get("joint_critic_forward")
         end = cfg.get("lambda_h_end")
         check(end is None or float(end) >= 0, f"lambda_h_end must be ≥ 0 or null (got {end}).")
-        return cls(**{k: int(t[k]) for k in POSITIVE_INTS}, lambda_h=float(cfg.lambda_h),
+        return cls(**{k: int(t.get(k, 1)) for k in POSITIVE_INTS}, lambda_h=float(cfg.lambda_h),
                    lambda_h_end=None if end is None else float(end),
                    joint_critic_forward=device.type == "cuda" if joint is None else bool(joint),
                    amp=bool(t.get("amp", False)), channels_last=bool(t.get("channels_last", False)),
@@ -382,13 +383,16 @@ class Trainer:
         g, est = self.generator, self.estimator
         fwd = self._forwards
         opt_c, opt_g, est_opt = self.optimizers["critic"], self.optimizers["generator"], self.optimizers.get("entropy")
-        for _ in range(s.critic_steps):
+        for i in range(s.critic_steps):
+            # lazy regularisation: the penalty on every penalty_every-th critic update, scaled by it
+            k = s.penalty_every
+            penalty_scale = 1.0 if k == 1 else (float(k) if (self.step * s.critic_steps + i) % k == 0 else 0.0)
             real = self._to_device(self.data.sample(s.batch_size))
             with torch.no_grad(), self._autocast():
                 fake = fwd["generator"](g.sample_latent(s.batch_size, dev))
             with self._autocast():
                 c = critic_objective(self.critic, self.loss, self.penalty, real, fake,
-                                     joint_forward=s.joint_critic_forward)
+                                     joint_forward=s.joint_critic_forward, penalty_scale=penalty_scale)
             opt_c.zero_grad(set_to_none=True)
             c.loss.backward(inputs=self._critic_params)
             opt_c.step()

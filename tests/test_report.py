@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as sps
 
 from mege.errors import MegeError
-from mege.report import Stat, build_report, format_cell, main, read_csv
+from mege.report import AT_FLOOR, Stat, build_report, format_cell, main, read_csv, table_rows
 
 PROTOCOL = {"n_samples": 2500, "hq_std": 3, "log": "e", "kl": "KL(gen||data)"}
 
@@ -196,23 +196,39 @@ def test_clear_errors_for_missing_or_empty_sweep(tmp_path):
         main([str(tmp_path / "empty")])
 
 
-def test_refined_metrics_from_eval_json_become_columns(sweep):
-    """`mege eval --mcmc-steps K` writes eval.json; its refined block is pooled like the others, K in the protocol."""
+def test_mcmc_blocks_from_eval_json_become_named_columns(sweep):
+    """`mege eval --mcmc-steps K --temperature 0.01` writes a T = 1 block and a mode-seeking block;
+    each is pooled under its own name, K in the protocol."""
     root = sweep / "2025-01-01" / "12-00-00"
     for job, modes in ((0, 25), (1, 24), (2, 23)):
-        refined = {"steps": 200, "modes": modes, "reverse_kl": 0.01 * modes, "mcmc_accept_rate": 0.6,
-                   "protocol": {**PROTOCOL, "latent_mcmc": {"temperature": 0.01, "accept_rate": 0.5 + job / 100}}}
-        (root / str(job) / "eval.json").write_text(json.dumps({"step": 100, "refined": refined}))
+        seek = {"steps": 200, "modes": modes, "reverse_kl": 0.01 * modes, "mcmc_accept_rate": 0.6,
+                "protocol": {**PROTOCOL, "latent_mcmc": {"temperature": 0.01, "accept_rate": 0.5 + job / 100}}}
+        model = {"steps": 200, "modes": modes - 3, "reverse_kl": 0.1, "mcmc_accept_rate": 0.7,
+                 "protocol": {**PROTOCOL, "latent_mcmc": {"temperature": 1.0}}}
+        (root / str(job) / "eval.json").write_text(json.dumps({"step": 100, "mode_seek": seek, "mcmc_T1": model}))
     report = build_report(sweep)
     none = next(g for g in report.groups if g.values == ("none",))
     kde = next(g for g in report.groups if g.values == ("kde",))
-    stat = none.stats["refined/modes"]
+    stat = none.stats["mode_seek/modes"]
     assert (stat.mean, stat.n) == (24.0, 3) and stat.se == pytest.approx(1 / math.sqrt(3))
-    assert none.stats["refined/reverse_kl"].mean == pytest.approx(0.24)
-    assert kde.stats["refined/modes"].n == 0  # no eval.json there: a missing column, not a zero
-    assert "refined/steps" not in report.metrics
-    assert report.protocol["refined/mcmc_steps"] == "200"
-    assert report.protocol["refined/latent_mcmc"] == '{"temperature": 0.01}'  # chain statistics are not protocol
+    assert none.stats["mode_seek/reverse_kl"].mean == pytest.approx(0.24)
+    assert none.stats["mcmc_T1/modes"].mean == pytest.approx(21.0)
+    assert kde.stats["mode_seek/modes"].n == 0  # no eval.json there: a missing column, not a zero
+    assert "mode_seek/steps" not in report.metrics
+    assert not any(m.startswith("refined/") for m in report.metrics)
+    assert report.protocol["mode_seek/mcmc_steps"] == "200"
+    assert report.protocol["mode_seek/latent_mcmc"] == '{"temperature": 0.01}'  # chain statistics are not protocol
+    assert report.protocol["mcmc_T1/latent_mcmc"] == '{"temperature": 1.0}'
+
+
+def test_an_old_refined_block_is_named_by_its_temperature(sweep):
+    root = sweep / "2025-01-01" / "12-00-00"
+    for job, temperature in ((0, 0.01), (1, 1.0)):
+        old = {"steps": 50, "modes": 20 + job, "protocol": {**PROTOCOL, "latent_mcmc": {"temperature": temperature}}}
+        (root / str(job) / "eval.json").write_text(json.dumps({"step": 100, "refined": old}))
+    report = build_report(sweep)
+    none = next(g for g in report.groups if g.values == ("none",))
+    assert none.stats["mode_seek/modes"].mean == 20 and none.stats["mcmc_T1/modes"].mean == 21
 
 
 def test_stacked_reference_row_is_shown_once(tmp_path):
@@ -228,3 +244,17 @@ def test_stacked_reference_row_is_shown_once(tmp_path):
     assert report.groups[0].stats["reference/modes"].mean == 1000
     assert report.groups[0].stats["modes"].mean == 850 and report.groups[0].stats["ema/modes"].mean == 860
     assert not any(m.startswith("ema/reference") for m in report.metrics)
+
+
+def test_a_kl_within_twice_its_floor_is_marked(tmp_path):
+    """Hand-built: 'none' has reverse KL 0.3 on a floor of 0.2 (marked); 'kde' 0.05 on 0.01 (not)."""
+    root = tmp_path / "sweep"
+    root.mkdir()
+    for job, (entropy, kl, floor) in enumerate([("none", 0.3, 0.2), ("none", 0.35, 0.2), ("kde", 0.05, 0.01), ("kde", 0.04, 0.01)]):
+        _write_run(root, job, entropy, job % 2, _done(job % 2, modes=25, reverse_kl=kl, reverse_kl_floor=floor))
+    report = build_report(root)
+    header, rows = table_rows(report)
+    col = header.index("reverse_kl")
+    marked = {row[0]: row[col].endswith(AT_FLOOR) for row in rows}
+    assert marked == {"none": True, "kde": False}
+    assert not any(row[header.index("modes")].endswith(AT_FLOOR) for row in rows)  # only KLs with a floor

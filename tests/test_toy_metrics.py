@@ -159,3 +159,60 @@ def test_config_instantiates():
     metric = instantiate(OmegaConf.load(CONFIG))
     assert isinstance(metric, ToyModeMetrics)
     assert metric.n_samples == 2500 and metric.hq_std == 3.0
+
+
+def test_hand_built_assigned_kl_and_floors_at_the_counts_that_entered():
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    weights = torch.tensor([0.5, 0.25, 0.25])
+    samples = torch.tensor([[0.5, 0.0], [0.0, -0.5], [3.1, 0.0],   # nearest 0 (the last not HQ)
+                            [10.0, 1.0], [6.0, 0.0],                # nearest 1 (the last not HQ)
+                            [0.0, 9.0]])                            # nearest 2
+    result = mode_metrics(samples, centres, std=1.0, weights=weights, hq_std=3.0)
+    assert result["n_hq"] == 4
+    # all six by nearest centre: a = (3/6, 2/6, 1/6)
+    a = (0.5, 1 / 3, 1 / 6)
+    assigned = a[0] * math.log(a[0] / 0.5) + a[1] * math.log(a[1] / 0.25) + a[2] * math.log(a[2] / 0.25)
+    assert result["assigned_kl"] == pytest.approx(assigned, abs=1e-12)
+    assert result["reverse_kl_floor"] == pytest.approx(perfect_sampling_floor(weights, 4), abs=1e-12)
+    assert result["assigned_kl_floor"] == pytest.approx(perfect_sampling_floor(weights, 6), abs=1e-12)
+    # q = (2/4, 1/4, 1/4) = w: KL 0, within 2x the floor
+    assert result["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
+    assert result["reverse_kl"] <= 2 * result["reverse_kl_floor"]
+
+
+def test_a_blur_has_a_low_assigned_kl_but_a_reverse_kl_floor_near_the_blur_kl():
+    """Uniform noise on the grid-25 box: few HQ samples, whose KL sits at its (large) floor."""
+    data = grid25()
+    samples = (torch.rand(2500, 2, generator=torch.Generator().manual_seed(0)) * 10 - 5)
+    result = mode_metrics(samples, data.centres, data.std, data.weights)
+    assert result["n_hq"] < 100
+    assert result["reverse_kl_floor"] > 0.1                      # tens of samples: a large floor
+    assert result["reverse_kl"] < 2.5 * result["reverse_kl_floor"]
+    assert result["assigned_kl"] < 0.02 and result["assigned_kl_floor"] == pytest.approx(0.00481, rel=0.02)
+
+
+@pytest.mark.parametrize(("k", "n"), [(25, 67), (8, 10), (3, 5)])
+def test_perfect_sampling_floor_at_small_n_matches_monte_carlo(k, n):
+    w = np.arange(1, k + 1, dtype=float)
+    w /= w.sum()
+    counts = np.random.default_rng(1).multinomial(n, w, size=40000)
+    q = counts / n
+    kl = np.where(q > 0, q * np.log(np.where(q > 0, q, 1) / w), 0.0).sum(axis=1)
+    floor = perfect_sampling_floor(w, n)
+    assert floor == pytest.approx(kl.mean(), abs=4 * kl.std() / np.sqrt(len(kl)))
+    if k == 25:
+        assert 0.15 < floor < 0.25  # the ~0.2 that a 2.7 % HQ blur's KL sits on
+
+
+def test_standardised_mixture_is_scored_in_data_units():
+    raw, scaled = grid25(), grid25(scale=2.828)
+    torch.manual_seed(0)
+    x = scaled.sample(4000)
+    assert float(x.abs().max()) < 4.5 / 2.828 + 0.3          # networks see the standardised grid
+    metric = ToyModeMetrics(n_samples=2000)
+    result = metric(lambda n: scaled.sample(n), scaled)
+    assert result["modes"] == 25 and result["hq_fraction"] > 0.98
+    assert result["assigned_kl"] < 3 * result["assigned_kl_floor"]
+    assert torch.equal(scaled.centres, raw.centres) and scaled.std == raw.std
+    with pytest.raises(MegeError, match="scale must be a positive"):
+        grid25(scale=0)

@@ -214,8 +214,12 @@ def test_eval_of_a_sweep_folder_refines_every_completed_run(run_cli, trained_run
     code, out, _ = run_cli("eval", str(sweep), "--mcmc-steps", "3", "--temperature", "0.5")
     assert code == 0
     assert "evaluated 1 runs" in out
-    refined = json.loads((sweep / "0" / "eval.json").read_text())["refined"]
-    assert refined["steps"] == 3 and refined["protocol"]["latent_mcmc"]["temperature"] == 0.5
+    result = json.loads((sweep / "0" / "eval.json").read_text())
+    assert "refined" not in result
+    seek, model = result["mode_seek"], result["mcmc_T1"]  # T < 1 always comes with the model's own samples
+    assert seek["steps"] == 3 and seek["protocol"]["latent_mcmc"]["temperature"] == 0.5
+    assert model["steps"] == 3 and model["protocol"]["latent_mcmc"]["temperature"] == 1.0
+    assert "mcmc_T1: modes=" in out and "mode_seek: modes=" in out
     assert not (sweep / "1" / "eval.json").exists()
     (tmp_path / "empty").mkdir()
     code, _, err = run_cli("eval", str(tmp_path / "empty"))  # no run under it: nothing to evaluate

@@ -4,6 +4,11 @@ A mixture with centres ``μ_k``, weights ``w_k`` and one isotropic std ``σ`` ha
 
     p(x) = Σ_k w_k · N(x; μ_k, σ² I).
 
+``scale`` standardises what the networks see, as MEG's and the WGAN-GP toy code do: ``sample``
+returns ``x / scale`` (grid-25 uses 2.828, so the grid spans [−1.41, 1.41]²), while ``centres``
+and ``std`` stay in the data's own units and :meth:`GaussianMixture.to_data_units` maps generated
+samples back (``x · scale``) before any metric is computed.
+
 Samples use torch's global RNG (``torch.multinomial`` for the component, ``torch.randn`` for
 the noise), so ``torch.manual_seed`` makes them reproducible.
 """
@@ -48,7 +53,10 @@ class GaussianMixture:
     Attributes: ``centres`` (k, d) float32, ``std`` σ, ``weights`` (k,) summing to 1, ``shape`` (d,).
     """
 
-    def __init__(self, centres, std: float, weights=None):
+    def __init__(self, centres, std: float, weights=None, scale: float = 1.0):
+        scale = float(scale)
+        check(math.isfinite(scale) and scale > 0, f"scale must be a positive number, got {scale}; use scale=1 for raw units")
+        self.scale: float = scale
         centres = _as_float_tensor(centres, "centres")
         check(centres.dim() == 2 and centres.shape[0] > 0 and centres.shape[1] > 0,
               f"centres must be a non-empty (k, d) list of points, got shape {tuple(centres.shape)}")
@@ -77,32 +85,37 @@ class GaussianMixture:
         if n == 0:
             return torch.empty(0, *self.shape)
         component = torch.multinomial(self.weights, n, replacement=True)
-        return self.centres[component] + self.std * torch.randn(n, *self.shape)
+        x = self.centres[component] + self.std * torch.randn(n, *self.shape)
+        return x if self.scale == 1.0 else x / self.scale
+
+    def to_data_units(self, x: Tensor) -> Tensor:
+        """Network-space samples (what :meth:`sample` returns) in the units of ``centres``: ``x · scale``."""
+        return x if self.scale == 1.0 else x * self.scale
 
     def __repr__(self) -> str:
-        return f"GaussianMixture(k={self.centres.shape[0]}, d={self.shape[0]}, std={self.std})"
+        return f"GaussianMixture(k={self.centres.shape[0]}, d={self.shape[0]}, std={self.std}, scale={self.scale})"
 
 
-def ring8(radius: float = 1.0, std: float = 0.01, n_modes: int = 8) -> GaussianMixture:
+def ring8(radius: float = 1.0, std: float = 0.01, n_modes: int = 8, scale: float = 1.0) -> GaussianMixture:
     """``n_modes`` equal-weight modes on a circle: ``μ_k = r (cos 2πk/n, sin 2πk/n)``, k = 0..n−1."""
     check(int(n_modes) == n_modes and n_modes >= 1, f"n_modes must be a positive int, got {n_modes}")
     check(float(radius) > 0, f"radius must be positive, got {radius}")
     angle = 2 * math.pi * torch.arange(int(n_modes), dtype=torch.float64) / int(n_modes)
     centres = float(radius) * torch.stack([angle.cos(), angle.sin()], dim=1)
-    return GaussianMixture(centres.to(torch.float32), std)
+    return GaussianMixture(centres.to(torch.float32), std, scale=scale)
 
 
-def grid25(spacing: float = 2.0, std: float = 0.05) -> GaussianMixture:
+def grid25(spacing: float = 2.0, std: float = 0.05, scale: float = 1.0) -> GaussianMixture:
     """25 equal-weight modes on the grid ``{−2s, −s, 0, s, 2s}²`` (s = 2 gives {−4,−2,0,2,4}²)."""
     check(float(spacing) > 0, f"spacing must be positive, got {spacing}")
     axis = float(spacing) * torch.arange(-2, 3, dtype=torch.float32)
     centres = torch.cartesian_prod(axis, axis)
-    return GaussianMixture(centres, std)
+    return GaussianMixture(centres, std, scale=scale)
 
 
-def custom(centres, std: float, weights=None) -> GaussianMixture:
+def custom(centres, std: float, weights=None, scale: float = 1.0) -> GaussianMixture:
     """Any mixture: ``centres`` (k, d) list of points, one ``std``, optional ``weights`` (k,)."""
-    return GaussianMixture(centres, std, weights)
+    return GaussianMixture(centres, std, weights, scale)
 
 
 class SwissRoll:

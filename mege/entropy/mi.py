@@ -8,8 +8,13 @@ with shuffled latents ``(G(z_i), z_π(i))`` (InfoNCE: from all n² pairs). Criti
 ascend the same bound: ``surrogate = bound``, ``aux_loss = −bound``.
 
 For a noisy generator x = G(z) + σε the MI is finite and H(X) = I(X; Z) + (d/2) log(2πeσ²),
-so ``∇_θ I = ∇_θ H`` for fixed σ: the bounds' gradients target the entropy gradient exactly
-(up to the critic's error), which the accuracy study measures on the linear-Gaussian task.
+so ``∇_θ I = ∇_θ H`` for fixed σ. Which bounds' gradients target that exactly: NWJ and MINE
+(Donsker–Varadhan) are tight at their optimal critic, so their gradients are ``∇I`` up to the
+critic's error. The JS bound is not: at its optimum it equals 2·JSD − 2 ln 2, a monotone
+transform of the dependence, so its gradient only points the same way. SMILE clips the density
+ratio (biased towards smaller MI) and InfoNCE is capped at log n, so both saturate once the MI
+exceeds what a batch can resolve. The accuracy study measures all of them on the
+linear-Gaussian task.
 """
 
 from __future__ import annotations
@@ -59,15 +64,18 @@ class MIEstimator(EntropyEstimator):
 class JSMutualInformation(MIEstimator):
     r"""Jensen–Shannon (Deep-InfoMax) bound, as in Kumar et al. 2019.
 
-    ``BCE = E_joint softplus(−T) + E_marginals softplus(T)``;
-    ``Î_JS = −BCE`` (a lower bound on 2·JS(p(x,z) ‖ p(x)p(z)) − 2 ln 2 up to the critic's
-    optimality). Generator and critic both minimise the same BCE: surrogate = −BCE, aux = BCE.
-    The value is an MI bound, not an entropy, so ``value`` is None (DESIGN §1 caveat).
+    ``BCE = ½ [E_joint softplus(−T) + E_marginals softplus(T)]``: the mean binary cross-entropy
+    over the 2n concatenated (matched, shuffled) pairs, MEG's normalisation, so mege's λ_H is the
+    paper's λ_H. (Before this normalisation mege used the sum of the two means: an old λ_H of 0.3
+    is 0.6 in today's units.) At the optimal critic ``−2·BCE = 2·JS(p(x,z) ‖ p(x)p(z)) − 2 ln 2``,
+    which is monotone in, but not equal to, the mutual information; its gradient is therefore a
+    direction towards more MI, not ``∇I``. Generator and critic both minimise the same BCE:
+    surrogate = −BCE, aux = BCE. The value is an MI bound, not an entropy, so ``value`` is None.
     """
 
     def forward(self, x: Tensor, z: Tensor | None = None, generator: nn.Module | None = None) -> EntropyResult:
         joint, marginal = self.pair_scores(x, z)
-        bce = F.softplus(-joint).mean() + F.softplus(marginal).mean()
+        bce = 0.5 * (F.softplus(-joint).mean() + F.softplus(marginal).mean())
         return EntropyResult(surrogate=-bce, aux_loss=bce, info={"mi_js": -bce})
 
 
