@@ -11,7 +11,8 @@ import torch
 from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 
-from mege.entropy.knn import KLEntropy, WeightedKLEntropy, bias_cancelling_weights, kl_entropy, nearest_neighbours
+from mege.entropy.knn import (KLEntropy, WeightedKLEntropy, bias_cancelling_weights, kl_entropy, nearest_neighbours,
+                             neighbour_log_distances)
 from mege.errors import MegeError
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -90,3 +91,33 @@ def test_weighted_estimator_with_no_constraints_is_the_mean_of_the_k_estimates()
     x = torch.randn(600, 3)  # d = 3: ⌊d/4⌋ = 0 orders to cancel, minimum-norm weights are 1/k
     mean = sum(float(KLEntropy(j)(x).value) for j in range(1, 5)) / 4
     assert float(WeightedKLEntropy(4)(x).value) == pytest.approx(mean, abs=1e-4)
+
+
+def test_weighted_estimator_cancels_bias_at_d4():
+    """d = 4, k = 8: ⌊d/4⌋ = 1 order cancelled, so the weights are far from uniform (max |w_j| = 0.85,
+    some negative, against 1/8). On N(0, I_4), H = 2 log(2πe), 100 batches of n = 1 000: the weighted
+    estimate's bias is measured −0.029 ± 0.007 nats, the plain KL estimate at k = 8 −0.073 ± 0.004
+    and the uniform blend of the same 8 estimates (the weights switched off) −0.062 ± 0.005; the
+    paired differences are 6–9 standard errors, so the bound below (0.02 nats better) is safe."""
+    d, k, n, reps = 4, 8, 1000, 100
+    truth = 0.5 * d * math.log(2 * math.pi * math.e)
+    w = bias_cancelling_weights(d, k, 1)
+    weighted_est = WeightedKLEntropy(k)
+    torch.manual_seed(6)
+    weighted, plain, uniform = [], [], []
+    for _ in range(reps):
+        x = torch.randn(n, d)
+        result = weighted_est(x)
+        weighted.append(float(result.value) - truth)
+        log_rho = neighbour_log_distances(x, k).double()
+        per_k = digamma(n) - digamma(np.arange(1, k + 1)) + 0.5 * d * math.log(math.pi) - gammaln(0.5 * d + 1) \
+            + d * log_rho.mean(0).numpy() - truth
+        assert float(result.value) - truth == pytest.approx(float(per_k @ w), abs=1e-4)  # Σ_j w_j Ĥ_j
+        plain.append(per_k[-1])
+        uniform.append(per_k.mean())
+    assert result.info["max_abs_weight"] == pytest.approx(np.abs(w).max()) and np.abs(w).max() > 0.5
+    assert (w < 0).any() and w.sum() == pytest.approx(1.0)
+    bias_w, bias_plain, bias_uniform = (abs(float(np.mean(v))) for v in (weighted, plain, uniform))
+    print(f"bias: weighted {bias_w:.3f}, plain k={k} {bias_plain:.3f}, uniform {bias_uniform:.3f}")
+    assert bias_w < 0.05
+    assert bias_w + 0.02 < bias_plain and bias_w + 0.02 < bias_uniform
