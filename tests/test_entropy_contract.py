@@ -1,8 +1,8 @@
 """The generic estimator contract, applied to every yaml in configs/entropy/ (new ones join by glob).
 
 Each estimator is built with hydra from its yaml (x_dim, z_dim filled in) and called the way the
-trainer calls it. Checked: result types and shapes, finite values, the surrogate's gradient reaches
-the generator, honest flags, same seed → same output, aux_loss iff trainable parameters, the
+trainer calls it. Checked: result types and shapes, finite values, the surrogate's gradient points
+along the closed-form entropy gradient of the linear-Gaussian generator, honest flags, same seed → same output, aux_loss iff trainable parameters, the
 trainer's backward sequence, no gradient leaking into the generator during the forward pass.
 A user's estimator defined here (outside mege) plugs in by ``_target_``; unknown names list the
 known ones.
@@ -20,6 +20,7 @@ from mege.entropy.base import EntropyEstimator, EntropyResult, flatten
 from mege.entropy.catalogue import CONFIG_DIR, catalogue, estimator_names, known_estimators, unknown_estimator_message
 from mege.entropy.none import NoEntropy
 from mege.generators import NoisyGenerator
+from mege.metrics.entropy_tasks import LinearGaussianTask
 
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 X_DIM, Z_DIM, N = 2, 3, 48
@@ -102,17 +103,43 @@ def test_flags_are_honest(config):
         assert torch.isfinite(estimator(x.detach()).surrogate)
 
 
-def test_surrogate_gradient_reaches_the_generator(config):
-    estimator, generator, z, x = build(config)
-    result = call(estimator, generator, z, x)
-    params = trainable(generator)
+def test_surrogate_gradient_points_along_the_entropy_gradient(config):
+    """On the noisy linear-Gaussian generator x = Az + σε (d = 2, k = 3), ∇_A H = C⁻¹A in closed form
+    (mege.metrics.entropy_tasks). Every estimator's surrogate gradient w.r.t. A, summed over 32
+    batches of 512, must have cosine > 0.9 with it (measured here: kNN 0.96, weighted kNN 0.98, the
+    MI bounds 0.98–0.998, the rest ≥ 0.98; kNN, the noisiest, 0.96–0.999 over seeds 0–7; with 16
+    batches kNN dropped to 0.94). A surrogate of the wrong sign gives
+    ≈ −1, one that ignores the samples gives 0. Estimators with parameters are fitted first on
+    detached samples, as the trainer does: 150 steps for the MI critics and the importance
+    proposal (an untrained critic points nowhere), 10 for flows and the learned KDE bandwidth
+    (their whitening / Scott start already fits a Gaussian). MI critics are narrowed to width 64."""
+    node = OmegaConf.load(config)
+    if "hidden" in node:
+        node.hidden = 64
+    torch.manual_seed(0)
+    estimator = hydra.utils.instantiate(OmegaConf.create({"x_dim": X_DIM, "z_dim": Z_DIM, "entropy": node}).entropy)
+    task = LinearGaussianTask(X_DIM, k=Z_DIM, seed=0)
+    generator = task.generator
     if isinstance(estimator, NoEntropy):
-        assert not result.surrogate.requires_grad  # λ_H·H = 0 by definition: nothing to reach
+        z = generator.sample_latent(N)
+        assert not call(estimator, generator, z, generator(z)).surrogate.requires_grad  # λ_H·H = 0 by definition
         return
-    grads = torch.autograd.grad(result.surrogate, params, allow_unused=True)
-    norms = [g.norm() for g in grads if g is not None]
-    assert norms and all(torch.isfinite(n) for n in norms)
-    assert sum(norms) > 0
+    params = trainable(estimator)
+    if params:
+        optimiser = torch.optim.Adam(params, lr=2e-3)
+        for _ in range(10 if estimator.gives_value else 150):
+            z = generator.sample_latent(256)
+            loss = call(estimator, generator, z, generator(z).detach()).aux_loss
+            optimiser.zero_grad()
+            loss.backward(inputs=params)
+            optimiser.step()
+    grad = torch.zeros_like(generator.A)
+    for _ in range(32):
+        z = generator.sample_latent(512)
+        result = call(estimator, generator, z, generator(z))
+        grad += torch.autograd.grad(result.surrogate, generator.A)[0]
+    cos = float(torch.nn.functional.cosine_similarity(grad.flatten().double(), task.true_gradient().flatten(), dim=0))
+    assert cos > 0.9, f"{config.stem}: cosine {cos:.3f} between the surrogate's gradient and ∇_A H"
 
 
 def test_forward_leaves_no_gradient_in_the_generator(config):
