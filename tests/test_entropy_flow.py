@@ -1,6 +1,7 @@
 """Flow entropy: the flow is a normalised density, its score is the gradient of its log-density,
-the surrogate's gradient is −score/n, the fitted cross-entropy upper-bounds a Gaussian's entropy
-and comes close, and the trainer's repeated fit calls on one tensor see fresh parameters."""
+the surrogate's gradient is −score/n, the fitted cross-entropy upper-bounds the entropy of a
+non-Gaussian target and comes within 0.1 nats of it where the whitening alone is 1.1 nats off,
+and the trainer's repeated fit calls on one tensor see fresh parameters."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import torch
 
 from mege.entropy.flow import AffineCouplingFlow, FlowEntropy, SplineCouplingFlow
 from mege.errors import MegeError
-from mege.metrics.entropy_tasks import GaussianTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 FLOWS = [AffineCouplingFlow, SplineCouplingFlow]
@@ -52,21 +52,42 @@ def test_score_is_the_log_density_gradient_and_drives_the_surrogate(family):
         assert float(result.value) == pytest.approx(float(-est.flow.log_prob(x).mean()), abs=1e-12)
 
 
-def test_fitted_cross_entropy_upper_bounds_and_approaches_a_gaussians_entropy():
+def banana(n: int, a: float = 1.0, s: float = 0.5) -> torch.Tensor:
+    """x₁ ~ N(0, 1), x₂ = a x₁² + s ε: H = ½ log(2πe) + ½ log(2πe s²) (x₂ | x₁ is Gaussian), while the
+    Gaussian with the same covariance (Var x₂ = 2a² + s², Cov = a E x₁³ = 0) has ½ log((2a² + s²)/s²)
+    = ½ log 9 = 1.10 nats more: the whitening alone is 1.1 nats off; an affine coupling fits it exactly."""
+    x1 = torch.randn(n)
+    return torch.stack([x1, a * x1**2 + s * torch.randn(n)], dim=1)
+
+
+def test_fitted_cross_entropy_beats_the_whitening_and_approaches_a_non_gaussian_entropy():
+    """Banana target (above): before any optimiser step the flow is the whitened Gaussian (value 3.243);
+    after 150 Adam steps the cross-entropy must be within 0.1 nats of H = 2.145 (measured +0.01 to
+    +0.04 over learning rates 3e-3–1e-2 and 2–4 layers) and not below it beyond sampling error."""
+    truth = 0.5 * math.log(2 * math.pi * math.e) + 0.5 * math.log(2 * math.pi * math.e * 0.25)
+    whitened = 0.5 * math.log(2 * math.pi * math.e) + 0.5 * math.log(2 * math.pi * math.e * 2.25)
     torch.manual_seed(2)
-    cov = torch.tensor([[2.0, 0.6, 0.0], [0.6, 1.0, 0.3], [0.0, 0.3, 0.5]], dtype=torch.float64)
-    task = GaussianTask(cov, mean=torch.tensor([1.0, -2.0, 0.5]))
-    est = FlowEntropy(AffineCouplingFlow(3, layers=2, hidden=32))
-    opt = torch.optim.Adam(est.parameters(), lr=1e-3)
+    est = FlowEntropy(AffineCouplingFlow(2, layers=2, hidden=32))
+
+    def value() -> tuple[float, float]:
+        est.eval()
+        with torch.no_grad():
+            values = torch.stack([est(banana(4000)).value for _ in range(5)])
+        est.train()
+        return float(values.mean()), float(values.std() / math.sqrt(5))
+
+    est(banana(4000))  # training mode: sets the whitening statistics, no optimiser step
+    start, _ = value()
+    assert start == pytest.approx(whitened, abs=0.06)
+    opt = torch.optim.Adam(est.parameters(), lr=5e-3)
     for _ in range(150):
         opt.zero_grad()
-        est(task.sample(256)).aux_loss.backward()
+        est(banana(256)).aux_loss.backward()
         opt.step()
-    est.eval()
-    values = torch.stack([est(task.sample(4000)).value for _ in range(5)])
-    mean, se = float(values.mean()), float(values.std() / math.sqrt(5))
-    assert mean >= task.entropy - 3 * se - 1e-3  # cross-entropy ≥ entropy
-    assert mean <= task.entropy + 0.05
+    mean, se = value()
+    print(f"banana: whitened {start:.3f}, fitted {mean:.3f} ± {se:.3f}, H = {truth:.3f}")
+    assert mean >= truth - 3 * se - 1e-3  # cross-entropy ≥ entropy
+    assert mean <= truth + 0.1  # 1 nat better than the whitening
 
 
 def test_repeated_fit_calls_on_one_tensor_see_updated_parameters():
