@@ -1,17 +1,19 @@
 """The Stacked MNIST digit classifier: normalisation inside forward, cache round trip with
-card and sha256, the held-out split, augmentation. (No full training here: two steps at most.)"""
+card and sha256, the held-out split, augmentation, and a small classifier trained here on the shared
+MNIST test split that must count real Stacked MNIST samples as a perfect sampler."""
 
 import hashlib
-import math
 import struct
 
 import numpy as np
 import pytest
 import torch
 
+from mege.data import mnist
 from mege.errors import MegeError
-from mege.metrics import classifier as clf_mod
 from mege.metrics.classifier import DigitClassifier, load_classifier, random_affine, save_classifier, split_data, train_classifier
+
+SHARED = mnist.REPO_ROOT.parent / "shared" / "data" / "mnist"
 
 
 def write_split(folder, split="test", n=12, seed=0):
@@ -78,8 +80,9 @@ def test_train_two_steps_writes_card(tmp_path):
     model, card = train_classifier(out=tmp_path / "clf.pt", root=tmp_path, holdout=10, epochs=1, batch_size=8,
                                    max_steps=2, width=4, log=None)
     assert card["steps"] == 2 and not model.training
-    assert 0.0 <= card["heldout_accuracy"] <= 1.0 and card["heldout_size"] == 10
-    tx = split_data(tmp_path, holdout=10)[0]
+    tx, _, hx, hy, _ = split_data(tmp_path, holdout=10)
+    assert card["heldout_size"] == 10
+    assert card["heldout_accuracy"] == pytest.approx(float((model.predict(hx) == hy).float().mean()))
     assert card["normalisation"]["mean"] == pytest.approx(float(tx.mean()), abs=1e-6)
     assert card["normalisation"]["std"] == pytest.approx(float(tx.std()), abs=1e-6)
     loaded, loaded_card = load_classifier(tmp_path / "clf.pt")
@@ -97,10 +100,29 @@ def test_random_affine_identity_and_range():
     assert torch.allclose(random_affine(-torch.ones(3, 1, 28, 28)), -torch.ones(3, 1, 28, 28))
 
 
-def test_cached_classifier_meets_accuracy_target():
-    path = clf_mod.DEFAULT_PATH.expanduser()
-    if not path.is_file():
-        pytest.skip(f"no cached classifier at {path} (make one with `mege classifier train`)")
-    _, card = load_classifier(path)
-    assert card["heldout_accuracy"] >= 0.985 and card["heldout_size"] >= 1000
-    assert math.isfinite(card["normalisation"]["mean"])
+def test_small_classifier_trained_here_counts_real_stacks_at_the_floor():
+    """A small classifier (width 8, 4 epochs, about 10 s on one core) trained on 8 000 images of the
+    shared MNIST test split, held-out accuracy measured 0.981 on the other 2 000. Stacked MNIST
+    built from exactly those 2 000 held-out images (StackedMNIST's seeded pool is the same
+    permutation as split_data's hold-out), 26 000 real stacks counted through it (about 9 s):
+    measured 1 000 modes and KL(p̂ ‖ p_data) = 0.0184 against the perfect-sampling floor 0.0193 —
+    real data scores as a perfect sampler, as the protocol requires. A channel-order, label or
+    eval-mode bug in the count, or a classifier that does not learn, moves these far off."""
+    from mege.data.stacked_mnist import StackedMNIST
+    from mege.metrics.stacked_mnist import StackedMNISTMetrics, perfect_sampling_floor
+
+    if not (SHARED / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"the shared MNIST test split is not at {SHARED} (this test trains a classifier on it)")
+    model, card = train_classifier(out=None, root=SHARED, holdout=2000, epochs=4, width=8, log=None)
+    assert card["heldout_accuracy"] >= 0.97 and card["heldout_size"] == 2000
+    held_digits = split_data(SHARED, seed=0, holdout=2000)[3]
+    data = StackedMNIST(n_stack=3, root=SHARED, pool_size=2000, seed=0)
+    assert torch.equal(data.pool_digits, held_digits)  # the stacks are made of held-out digits only
+    torch.manual_seed(0)
+    out = StackedMNISTMetrics(classifier=model, card=card, n_samples=26000)(data.sample, data)
+    floor = perfect_sampling_floor(1000, 26000)  # 0.0193
+    assert out["modes"] >= 995
+    assert out["reverse_kl_data"] <= 1.5 * floor
+    p = data.label_distribution().numpy()
+    data_kl = float(np.sum(p * np.log(1000 * p)))  # KL(p_data ‖ uniform) of this pool
+    assert out["reverse_kl"] <= data_kl + 1.5 * floor

@@ -196,13 +196,28 @@ def test_threaded_classification_matches_and_restores_threads(tiny_root):
     assert torch.get_num_threads() == threads and clf.training and not any(clf.modes_seen)
 
 
+class SkewedStackedMNIST(StackedMNIST):
+    """Stacked MNIST whose label distribution is p(label) ∝ 1 + label: not symmetric under a
+    permutation of the channels (p(123) = 124/500 500, p(321) = 322/500 500), so the KL to it can
+    tell the channel order apart (the product of identical pool frequencies cannot)."""
+
+    def label_distribution(self):
+        p = torch.arange(1, self.n_modes + 1, dtype=torch.float64)
+        return p / p.sum()
+
+
 def test_metric_channel_order_and_default_sample_count(tiny_root):
-    data = StackedMNIST(n_stack=3, root=tiny_root)
+    data = SkewedStackedMNIST(n_stack=3, root=tiny_root)
     digits = torch.tensor([[1, 2, 3]]).repeat(26000, 1)
     out = StackedMNISTMetrics(classifier=StubClassifier())(make_generate(digits), data)  # default n = 26 000
     assert out["modes"] == 1 and out["n_samples"] == 26000
-    # KL to the pool's label distribution: p_data(123) = (3/12)(1/12)(1/12)
-    assert math.isclose(out["reverse_kl_data"], -math.log(3 / 12 / 144), rel_tol=1e-9)
+    # all mass on label 123 (channel 0 most significant): KL = −ln p(123); channels read in reverse give −ln p(321)
+    assert math.isclose(out["reverse_kl_data"], -math.log(124 / 500500), rel_tol=1e-9)
+    # an asymmetric histogram: 3/4 on 123, 1/4 on 700 (reversed: 321 and 7)
+    mixed = torch.cat([torch.tensor([[1, 2, 3]]).repeat(300, 1), torch.tensor([[7, 0, 0]]).repeat(100, 1)])
+    out = StackedMNISTMetrics(classifier=StubClassifier(), n_samples=400)(make_generate(mixed), data)
+    expected = 0.75 * math.log(0.75 / (124 / 500500)) + 0.25 * math.log(0.25 / (701 / 500500))
+    assert out["modes"] == 2 and math.isclose(out["reverse_kl_data"], expected, rel_tol=1e-9)
 
 
 def test_metric_rejects_wrong_shapes(tiny_root):
