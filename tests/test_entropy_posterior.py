@@ -82,7 +82,15 @@ def test_importance_bound_and_learned_proposal():
     exact = torch.distributions.MultivariateNormal(torch.zeros(3, dtype=torch.float64), task.covariance())
     nll = float(-exact.log_prob(x.detach().double()).mean())
     assert nll - 0.01 <= float(result.aux_loss.detach()) <= nll + 0.3
-    assert 0 < float(result.info["is_ess_fraction"]) <= 1
+    # ESS fraction = mean_i (Σ_m w_im)² / (M Σ_m w_im²) for the same draws (same seed)
+    torch.manual_seed(7)
+    result = est(x, z, g)
+    torch.manual_seed(7)
+    log_w, _ = est.log_weights(x.detach(), z, g, g.sigma)
+    w = torch.softmax(log_w.detach(), dim=0)
+    ess_fraction = float((w.sum(0) ** 2 / (32 * w.pow(2).sum(0))).mean())
+    assert float(result.info["is_ess_fraction"]) == pytest.approx(ess_fraction, rel=1e-5)
+    assert 0.05 < ess_fraction < 0.95  # neither degenerate nor uniform weights here
     (grad,) = torch.autograd.grad(result.surrogate, g.A)
     assert cosine(grad, task.true_gradient()) > 0.9
 

@@ -124,7 +124,17 @@ def test_mala_bookkeeping():
     assert torch.equal(result.chain[-1], result.z)
     assert result.path.shape == (21, 2, 3) and torch.equal(result.path[0], z0[:2])
     assert torch.equal(result.path[-1], result.z[:2])
-    assert ((result.accept_rate >= 0) & (result.accept_rate <= 1)).all()
+    # acceptance = the share of transitions that moved the chain (a continuous proposal never repeats
+    # the state), over warm-up (10 steps) and after it (10 steps), per chain
+    full = mala(quadratic, z0, steps=20, warmup=10, keep_path=7)
+    moved = (full.path[1:] != full.path[:-1]).any(dim=2).float()  # (20, 7)
+    assert torch.equal(full.warmup_accept_rate, moved[:10].mean(dim=0))
+    assert torch.equal(full.accept_rate, moved[10:].mean(dim=0))
+    assert 0 < float(full.accept_rate.mean()) < 1  # some moves accepted, some rejected
+    assert full.stats()["accept_rate"] == pytest.approx(float(moved[10:].mean()))
+    # a flat target without prior accepts every symmetric-ratio proposal: α = 1 exactly
+    flat = mala(lambda z: 0 * z.sum(dim=1), z0, steps=10, step_size=0.5, adapt=False, prior=False)
+    assert torch.equal(flat.accept_rate, torch.ones(7))
     # no adaptation: step size unchanged, every state reachable from z0 only through accepted moves
     fixed = mala(quadratic, z0, steps=5, step_size=0.01, adapt=False)
     assert fixed.warmup == 0 and torch.allclose(fixed.step_size, torch.full((7,), 0.01))
