@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.mege-installed
 TORCH   ?= torch==2.13.0
 
-.PHONY: install demo test bench clean-venv
+.PHONY: install demo test bench mutate clean-venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench.py
+
+# Mutation check (slow, not part of `make test`): named one-line bugs applied to a scratch copy of
+# HEAD, each against the test files meant to catch it; writes experiments/mutate/report.md.
+mutate: $(STAMP)
+	$(BIN)/python experiments/mutate.py
 
 clean-venv:
 	rm -rf $(VENV)

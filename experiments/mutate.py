@@ -1,0 +1,379 @@
+r"""Mutation check: does the test suite catch plausible one-line bugs?
+
+Each mutation below is a named, plausible one-line bug: an exact string in one source file and
+its replacement. The script copies the repository to a scratch folder (the committed tree,
+``git archive HEAD``, by default; ``--worktree`` copies tracked and untracked-but-not-ignored
+files as they are on disk), checks that the unmutated copy passes every test file the mutations
+name, then for each mutation applies the replacement, runs that mutation's test files with the
+venv's python from inside the copy (``python -m pytest -x``; the copy's ``mege`` shadows the
+editable install, which the script checks), records caught (a test failed) or survived (all
+passed), and restores the file. ``../shared`` (the MNIST test split) is linked beside the copy so
+tests that need it run. Results go to ``experiments/mutate/report.md``.
+
+    .venv/bin/python experiments/mutate.py            # all mutations (make mutate)
+    .venv/bin/python experiments/mutate.py --only js_surrogate_sign,knn_weights_off
+    .venv/bin/python experiments/mutate.py --list
+
+Each mutation names the test files that should catch it (not the whole suite), so a run takes
+minutes rather than hours; a mutation caught by a test file it does not list would still count
+as survived here. A survivor is explained in its ``note`` (and in the report).
+Runs single-threaded (``OMP_NUM_THREADS=1``) like ``make test`` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = REPO / "experiments" / "mutate" / "report.md"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    area: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    why: str  # what the bug would do
+    note: str = ""  # why a survivor is acceptable (only used when it survives)
+    count: int = 1  # how many occurrences of ``old`` the file must hold (all are replaced)
+
+
+MUTATIONS: list[Mutation] = [
+    # ------------------------------------------------------------------ the five of issue 12
+    Mutation("trainer_lambda_h_zero", "objective", "mege/train.py",
+             'fwd["estimator"], self.lambda_h(), fwd["generator"], z)',
+             'fwd["estimator"], 0.0, fwd["generator"], z)',
+             ("tests/test_generator_step.py",),
+             "the trainer passes λ_H = 0 to the generator objective: the entropy term is silently off"),
+    Mutation("ema_metrics_from_raw_generator", "evaluation", "mege/train.py",
+             'result["ema_metrics"] = self._metric(self.ema.module)',
+             'result["ema_metrics"] = self._metric(self.generator)',
+             ("tests/test_generator_step.py",),
+             "the EMA generator's metrics are computed on the raw generator"),
+    Mutation("noisy_sigma_detached", "generator", "mege/generators.py",
+             "return mean + self.sigma * torch.randn_like(mean)",
+             "return mean + self.sigma.detach() * torch.randn_like(mean)",
+             ("tests/test_generator_step.py",),
+             "a learned σ of the noisy generator gets no gradient (it never learns)"),
+    Mutation("knn_weights_off", "estimator", "mege/entropy/knn.py",
+             "bias_cancelling_weights(d, self.k, min(d // 4, self.max_orders))",
+             "bias_cancelling_weights(d, self.k, 0)",
+             ("tests/test_entropy_knn.py",),
+             "the weighted kNN estimator's bias-cancelling weights are turned off (uniform 1/k)"),
+    Mutation("js_surrogate_sign", "estimator", "mege/entropy/mi.py",
+             'EntropyResult(surrogate=-bce, aux_loss=bce, info={"mi_js": -bce})',
+             'EntropyResult(surrogate=bce, aux_loss=bce, info={"mi_js": -bce})',
+             ("tests/test_entropy_mi.py", "tests/test_entropy_contract.py"),
+             "the JS MI bound's surrogate has the wrong sign: the default estimator pushes towards collapse"),
+    # ------------------------------------------------------------------ losses
+    Mutation("nonsaturating_generator_sign", "loss", "mege/energy/losses.py",
+             "return F.softplus(u_fake).mean()",
+             "return F.softplus(-u_fake).mean()",
+             ("tests/test_losses.py",),
+             "the non-saturating generator loss rewards high energy (pushes samples out of the pits)"),
+    Mutation("energy_difference_critic_sign", "loss", "mege/energy/losses.py",
+             "return u_real.mean() - u_fake.mean()",
+             "return u_fake.mean() - u_real.mean()",
+             ("tests/test_losses.py",),
+             "the energy-difference critic raises the energy of the data"),
+    Mutation("hinge_margin_dropped", "loss", "mege/energy/losses.py",
+             "return F.relu(1 + u_real).mean() + F.relu(1 - u_fake).mean()",
+             "return F.relu(u_real).mean() + F.relu(-u_fake).mean()",
+             ("tests/test_losses.py",),
+             "the hinge loss loses its margin of 1"),
+    # ------------------------------------------------------------------ penalties
+    Mutation("wgan_gp_zero_centred", "penalty", "mege/penalties.py",
+             "return self.weight * (norm - 1).pow(2).mean()",
+             "return self.weight * norm.pow(2).mean()",
+             ("tests/test_penalties.py",),
+             "WGAN-GP's one-centred penalty becomes zero-centred"),
+    Mutation("wgan_div_power", "penalty", "mege/penalties.py",
+             "norms_sq.pow(self.p / 2).mean()",
+             "norms_sq.pow(self.p).mean()",
+             ("tests/test_penalties.py",),
+             "WGAN-div raises the squared norm to p instead of the norm"),
+    Mutation("lazy_penalty_not_scaled", "penalty", "mege/objectives.py",
+             "pen = pen if penalty_scale == 1 else pen * penalty_scale",
+             "pen = pen",
+             ("tests/test_penalties.py", "tests/test_objectives.py"),
+             "lazy regularisation applies the penalty every k-th step without scaling it by k"),
+    # ------------------------------------------------------------------ estimators
+    Mutation("score_surrogate_sign", "estimator", "mege/entropy/base.py",
+             "return -(score.detach() * flatten(x)).sum(dim=1).mean()",
+             "return (score.detach() * flatten(x)).sum(dim=1).mean()",
+             ("tests/test_entropy_contract.py",),
+             "every score-based estimator (Stein, SSGE, KDE score, posterior) pushes towards collapse"),
+    Mutation("infonce_log_n_dropped", "estimator", "mege/entropy/mi.py",
+             "torch.logsumexp(scores, dim=1)).mean() + math.log(scores.shape[0])",
+             "torch.logsumexp(scores, dim=1)).mean()",
+             ("tests/test_entropy_mi.py",),
+             "InfoNCE reports the bound without its + log n"),
+    Mutation("importance_ess_formula", "estimator", "mege/entropy/posterior.py",
+             "ess = 1.0 / weights.pow(2).sum(dim=0)",
+             "ess = weights.sum(dim=0)",
+             ("tests/test_entropy_posterior.py",),
+             "the importance sampler's effective sample size is reported as 1 (fraction 1/M)"),
+    Mutation("flow_couplings_dropped", "estimator", "mege/entropy/flow.py",
+             "transforms += [coupling, flip]",
+             "transforms += [flip]",
+             ("tests/test_entropy_flow.py",),
+             "the flow's couplings are left out of its density: it stays the whitened Gaussian and never fits"),
+    # ------------------------------------------------------------------ metrics
+    Mutation("toy_hq_threshold_without_std", "metric", "mege/metrics/toy.py",
+             "hq = nearest_distance <= hq_std * std",
+             "hq = nearest_distance <= hq_std",
+             ("tests/test_toy_metrics.py",),
+             "the HQ threshold forgets the mixture's std (every sample within 3 units is HQ)"),
+    Mutation("toy_kl_direction", "metric", "mege/metrics/toy.py",
+             "kl = float(rel_entr(q, w).sum())",
+             "kl = float(rel_entr(w, q).sum())",
+             ("tests/test_toy_metrics.py",),
+             "the toy reverse KL is computed as the forward KL"),
+    Mutation("stacked_channel_order", "metric", "mege/metrics/stacked_mnist.py",
+             "labels = classify_stacks(classifier, x, self.batch_size)",
+             "labels = classify_stacks(classifier, x.flip(1), self.batch_size)",
+             ("tests/test_stacked_mnist.py",),
+             "Stacked MNIST reads the generated channels in reverse order"),
+    # ------------------------------------------------------------------ MCMC
+    Mutation("mala_proposal_ratio_inverted", "mcmc", "mege/sampling.py",
+             "log_alpha = log_alpha + log_q_backward - log_q_forward",
+             "log_alpha = log_alpha + log_q_forward - log_q_backward",
+             ("tests/test_sampling.py",),
+             "MALA's Metropolis–Hastings ratio uses the proposal densities the wrong way round"),
+    Mutation("mala_accept_rate_denominator", "mcmc", "mege/sampling.py",
+             "accept_rate=accepted[False] / (steps - warmup) if steps > warmup else nan,",
+             "accept_rate=accepted[False] / steps if steps > warmup else nan,",
+             ("tests/test_sampling.py",),
+             "the post-warm-up acceptance rate is divided by all steps"),
+    Mutation("latent_prior_weight", "mcmc", "mege/sampling.py",
+             "e = e + 0.5 * z.flatten(1).pow(2).sum(dim=1)",
+             "e = e + z.flatten(1).pow(2).sum(dim=1)",
+             ("tests/test_sampling.py",),
+             "the latent target's Gaussian prior term loses its ½ (prior variance ½)"),
+    # ------------------------------------------------------------------ training loop, resume
+    Mutation("resume_without_rng", "resume", "mege/train.py",
+             '            set_rng_state(state["rng"])\n',
+             '            pass\n',
+             ("tests/test_train.py",),
+             "resume does not restore the RNG states: a resumed run differs from an uninterrupted one"),
+    Mutation("resume_restarts_ema", "resume", "mege/train.py",
+             "self._ema_started = bool(self.ema.n_averaged > 0)",
+             "self._ema_started = False",
+             ("tests/test_train.py",),
+             "after resume the EMA is overwritten by the raw weights at the first step"),
+    Mutation("ema_lerp_weight", "training", "mege/train.py",
+             "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - decay)",
+             "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], decay)",
+             ("tests/test_train.py", "tests/test_generator_step.py"),
+             "the EMA keeps weight 1 − decay on the old average instead of decay"),
+    # ------------------------------------------------------------------ reports
+    Mutation("report_se_ddof", "report", "mege/report.py",
+             "var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)",
+             "var = math.fsum((v - mean) ** 2 for v in values) / n",
+             ("tests/test_report.py",),
+             "the report's ± across seeds uses the population variance (ddof 0): standard errors too small"),
+    Mutation("report_floor_mark", "report", "mege/report.py",
+             "and not math.isnan(value.mean) and value.mean <= 2 * floor.mean)",
+             "and not math.isnan(value.mean) and value.mean <= floor.mean)",
+             ("tests/test_report.py",),
+             "the report marks a KL as 'at the floor' only below 1× the floor, not 2×"),
+]
+
+
+# ---------------------------------------------------------------------- scratch copy
+def copy_tree(dest: Path, worktree: bool) -> str:
+    """Copy the repository (HEAD or the working tree, without .venv/.git) to ``dest``; returns a description."""
+    dest.mkdir(parents=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    if worktree:
+        files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                               capture_output=True, check=True).stdout.decode().split("\0")
+        for name in filter(None, files):
+            src = REPO / name
+            if src.is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / name)
+        return f"working tree at commit {commit} (tracked and untracked-not-ignored files, as on disk)"
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return f"commit {commit} (git archive HEAD)"
+
+
+def run_tests(copy: Path, tests: list[str], timeout: float) -> tuple[int, float, str]:
+    """(return code, seconds, output tail) of pytest on ``tests`` inside the copy."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(copy),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rf", *tests]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+        code, out = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired as err:
+        code, out = -1, f"timeout after {timeout:.0f}s\n{(err.stdout or b'')[-2000:]!r}"
+    return code, time.perf_counter() - start, out
+
+
+def first_failure(output: str) -> str:
+    """The first ``FAILED test::name`` of pytest's short summary (or the last line)."""
+    match = re.search(r"^FAILED (\S+)", output, flags=re.M)
+    if match:
+        return match.group(1)
+    match = re.search(r"^ERROR (\S+)", output, flags=re.M)
+    if match:
+        return "error: " + match.group(1)
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return lines[-1][:160] if lines else ""
+
+
+def check_imports_the_copy(copy: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    where = subprocess.run([sys.executable, "-c", "import mege; print(mege.__file__)"], cwd=copy, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if not Path(where).resolve().is_relative_to(copy.resolve()):
+        raise SystemExit(f"the scratch copy's tests would import mege from {where}, not from {copy}")
+
+
+# ---------------------------------------------------------------------- report
+def md(text: str) -> str:
+    """Inline code for a markdown table cell."""
+    text = text.strip().replace("\n", "⏎").replace("|", "\\|")
+    return f"`{text}`"
+
+
+def write_report(path: Path, command: str, source: str, baseline: tuple[int, float, list[str]],
+                 results: list[dict], total: float) -> None:
+    caught = [r for r in results if r["status"] == "caught"]
+    survived = [r for r in results if r["status"] == "survived"]
+    other = [r for r in results if r["status"] not in ("caught", "survived")]
+    lines = [
+        "# Mutation check",
+        "",
+        f"Command: `{command}` (or `make mutate`), run {time.strftime('%Y-%m-%d %H:%M %Z')} on {source}, "
+        f"{os.cpu_count()} CPU cores, `OMP_NUM_THREADS=1`, total {total / 60:.1f} min.",
+        "",
+        f"**{len(results)} mutations: {len(caught)} caught, {len(survived)} survived"
+        + (f", {len(other)} not applied or timed out" if other else "") + ".**",
+        "",
+        "Each mutation is one plausible one-line bug (an exact string replaced in one file of a scratch copy); "
+        "caught means a test in the listed files failed with it (`pytest -x`), survived means all passed. "
+        f"Baseline (no mutation) over the union of the listed test files: "
+        f"{'passed' if baseline[0] == 0 else 'FAILED (rc ' + str(baseline[0]) + ')'} in {baseline[1]:.0f} s "
+        f"({len(baseline[2])} files).",
+        "",
+        "| # | mutation | area | file | bug | replaced | by | tests run | result | first failing test | time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(results, 1):
+        m: Mutation = r["mutation"]
+        tests = ", ".join(Path(t).stem.removeprefix("test_") for t in m.tests)
+        lines.append(f"| {i} | {m.name} | {m.area} | {m.file} | {m.why} | {md(m.old)} | {md(m.new)} | {tests} | "
+                     f"**{r['status']}** | {md(r['detail']) if r['detail'] else ''} | {r['seconds']:.0f} s |")
+    lines += ["", "## Survivors", ""]
+    if survived:
+        for r in survived:
+            m = r["mutation"]
+            lines.append(f"- **{m.name}**: {m.note or 'no note: a gap in the tests to close.'}")
+    else:
+        lines.append("None: every mutation made a listed test fail.")
+    if other:
+        lines += ["", "## Not applied / timed out", ""]
+        lines += [f"- **{r['mutation'].name}**: {r['status']} ({r['detail']})" for r in other]
+    lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+# ---------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated mutation names")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--worktree", action="store_true", help="copy the working tree instead of HEAD")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
+    parser.add_argument("--report", default=str(REPORT), help="markdown report path (default %(default)s)")
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args(argv)
+
+    chosen = MUTATIONS
+    if args.only:
+        names = set(args.only.split(","))
+        unknown = names - {m.name for m in MUTATIONS}
+        if unknown:
+            parser.error(f"unknown mutation(s) {sorted(unknown)}; see --list")
+        chosen = [m for m in MUTATIONS if m.name in names]
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:34s} {m.area:10s} {m.file:32s} {m.why}")
+        return 0
+
+    command = "python experiments/mutate.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mege-mutate-") as tmp:
+        copy = Path(tmp) / "repo"
+        source = copy_tree(copy, args.worktree)
+        shared = REPO.parent / "shared"
+        if shared.is_dir():
+            (Path(tmp) / "shared").symlink_to(shared)
+        check_imports_the_copy(copy)
+
+        files = sorted({t for m in chosen for t in m.tests})
+        if args.skip_baseline:
+            baseline = (0, 0.0, files)
+        else:
+            print(f"baseline: {len(files)} test files ...", flush=True)
+            code, seconds, out = run_tests(copy, files, args.timeout * 3)
+            baseline = (code, seconds, files)
+            print(f"baseline rc {code} in {seconds:.0f}s", flush=True)
+            if code != 0:
+                print(out[-4000:])
+                print("the unmutated copy fails its tests; fix that first", file=sys.stderr)
+                return 1
+
+        results = []
+        for m in chosen:
+            target = copy / m.file
+            original = target.read_text()
+            hits = original.count(m.old)
+            if hits != m.count:
+                results.append({"mutation": m, "status": "not applied",
+                                "detail": f"found {hits} occurrence(s) of the string, expected {m.count}", "seconds": 0.0})
+                print(f"{m.name}: NOT APPLIED ({hits} occurrences)", flush=True)
+                continue
+            target.write_text(original.replace(m.old, m.new))
+            try:
+                code, seconds, out = run_tests(copy, list(m.tests), args.timeout)
+            finally:
+                target.write_text(original)
+            if code == 0:
+                status, detail = "survived", ""
+            elif code == -1:
+                status, detail = "timed out", first_failure(out)
+            elif code == 5:
+                status, detail = "no tests ran", first_failure(out)
+            else:
+                status, detail = "caught", first_failure(out)
+            results.append({"mutation": m, "status": status, "detail": detail, "seconds": seconds})
+            print(f"{m.name}: {status} in {seconds:.0f}s  {detail}", flush=True)
+
+    total = time.perf_counter() - start
+    write_report(Path(args.report), command, source, baseline, results, total)
+    caught = sum(r["status"] == "caught" for r in results)
+    print(f"{len(results)} mutations, {caught} caught; report: {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
