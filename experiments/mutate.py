@@ -26,6 +26,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,17 +56,17 @@ MUTATIONS: list[Mutation] = [
     Mutation("trainer_lambda_h_zero", "objective", "mege/train.py",
              'fwd["estimator"], self.lambda_h(), fwd["generator"], z)',
              'fwd["estimator"], 0.0, fwd["generator"], z)',
-             ("tests/test_generator_step.py",),
+             ("tests/test_train_step.py",),
              "the trainer passes λ_H = 0 to the generator objective: the entropy term is silently off"),
     Mutation("ema_metrics_from_raw_generator", "evaluation", "mege/train.py",
              'result["ema_metrics"] = self._metric(self.ema.module)',
              'result["ema_metrics"] = self._metric(self.generator)',
-             ("tests/test_generator_step.py",),
+             ("tests/test_train_step.py",),
              "the EMA generator's metrics are computed on the raw generator"),
     Mutation("noisy_sigma_detached", "generator", "mege/generators.py",
              "return mean + self.sigma * torch.randn_like(mean)",
              "return mean + self.sigma.detach() * torch.randn_like(mean)",
-             ("tests/test_generator_step.py",),
+             ("tests/test_train_step.py",),
              "a learned σ of the noisy generator gets no gradient (it never learns)"),
     Mutation("knn_weights_off", "estimator", "mege/entropy/knn.py",
              "bias_cancelling_weights(d, self.k, min(d // 4, self.max_orders))",
@@ -77,6 +78,11 @@ MUTATIONS: list[Mutation] = [
              'EntropyResult(surrogate=bce, aux_loss=bce, info={"mi_js": -bce})',
              ("tests/test_entropy_mi.py", "tests/test_entropy_contract.py"),
              "the JS MI bound's surrogate has the wrong sign: the default estimator pushes towards collapse"),
+    Mutation("generator_objective_sign", "objective", "mege/objectives.py",
+             "return GeneratorStep(energy - lambda_h * entropy.surrogate, energy, entropy)",
+             "return GeneratorStep(energy + lambda_h * entropy.surrogate, energy, entropy)",
+             ("tests/test_objectives.py", "tests/test_train_step.py"),
+             "the generator objective adds the entropy instead of subtracting it (minimises entropy)"),
     # ------------------------------------------------------------------ losses
     Mutation("nonsaturating_generator_sign", "loss", "mege/energy/losses.py",
              "return F.softplus(u_fake).mean()",
@@ -107,7 +113,7 @@ MUTATIONS: list[Mutation] = [
     Mutation("lazy_penalty_not_scaled", "penalty", "mege/objectives.py",
              "pen = pen if penalty_scale == 1 else pen * penalty_scale",
              "pen = pen",
-             ("tests/test_penalties.py", "tests/test_objectives.py"),
+             ("tests/test_penalties.py", "tests/test_objectives.py", "tests/test_train_step.py"),
              "lazy regularisation applies the penalty every k-th step without scaling it by k"),
     # ------------------------------------------------------------------ estimators
     Mutation("score_surrogate_sign", "estimator", "mege/entropy/base.py",
@@ -142,8 +148,8 @@ MUTATIONS: list[Mutation] = [
              ("tests/test_toy_metrics.py",),
              "the toy reverse KL is computed as the forward KL"),
     Mutation("stacked_channel_order", "metric", "mege/metrics/stacked_mnist.py",
-             "labels = classify_stacks(classifier, x, self.batch_size)",
-             "labels = classify_stacks(classifier, x.flip(1), self.batch_size)",
+             "start = time.perf_counter()\n        labels = classify_stacks(classifier, x, self.batch_size)",
+             "start = time.perf_counter()\n        labels = classify_stacks(classifier, x.flip(1), self.batch_size)",
              ("tests/test_stacked_mnist.py",),
              "Stacked MNIST reads the generated channels in reverse order"),
     # ------------------------------------------------------------------ MCMC
@@ -176,7 +182,7 @@ MUTATIONS: list[Mutation] = [
     Mutation("ema_lerp_weight", "training", "mege/train.py",
              "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - decay)",
              "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], decay)",
-             ("tests/test_train.py", "tests/test_generator_step.py"),
+             ("tests/test_train.py", "tests/test_train_step.py"),
              "the EMA keeps weight 1 − decay on the old average instead of decay"),
     # ------------------------------------------------------------------ reports
     Mutation("report_se_ddof", "report", "mege/report.py",
@@ -219,7 +225,10 @@ def run_tests(copy: Path, tests: list[str], timeout: float) -> tuple[int, float,
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rf", *tests]
     start = time.perf_counter()
     try:
-        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+        # a run started in the background (nohup, &) inherits SIGINT ignored, and Python then keeps it
+        # ignored, which the trainer's signal tests see: give pytest the default disposition back
+        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         code, out = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as err:
         code, out = -1, f"timeout after {timeout:.0f}s\n{(err.stdout or b'')[-2000:]!r}"

@@ -1,4 +1,4 @@
-r"""The generator step against closed forms, through the real trainer.
+r"""One training step against closed forms, through the real trainer.
 
 A linear critic ``U(x) = wᵀx`` held fixed (critic learning rate 0), an affine generator
 ``G(z) = A z + b`` started at the identity, the energy-difference loss (generator loss
@@ -10,7 +10,9 @@ A linear critic ``U(x) = wᵀx`` held fixed (critic learning rate 0), an affine 
 with λ_H the schedule ``lambda_h → lambda_h_end`` at the current step. EMA metrics are checked on
 a generator with A = 0 (samples are the constant b), so the metric of the averaged weights is
 the averaged b in closed form. The learned σ of the noisy generator: on ``x = σε`` the k-NN value
-shifts by exactly ``d log σ``, so ``∂Ĥ/∂log σ = d``.
+shifts by exactly ``d log σ``, so ``∂Ĥ/∂log σ = d``. Lazy regularisation: with the zero-centred
+real penalty λ E‖∇U‖² = λ‖w‖² on the linear critic, every k-th critic update carries k·λ‖w‖² and
+the others none.
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ class MeanMetric:
         return {"mean": generate(500).mean(dim=0).tolist()}
 
 
-def trainer_for(make_cfg, tmp_path, *overrides: str) -> Trainer:
-    cfg = make_cfg("loss=energy_difference", "penalty=none", "optim.critic.lr=0.0", "optim.schedule=null",
+def trainer_for(make_cfg, tmp_path, *overrides: str, penalty: str = "none") -> Trainer:
+    cfg = make_cfg("loss=energy_difference", f"penalty={penalty}", "optim.critic.lr=0.0", "optim.schedule=null",
                    f"allowed_targets=[{__name__}.]", *overrides)
     cfg.energy = OmegaConf.create({"_target_": f"{__name__}.LinearCritic", "w": W})
     cfg.generator = OmegaConf.create({"_target_": f"{__name__}.AffineGenerator", "dim": 2})
@@ -164,3 +166,23 @@ def test_learned_sigma_gets_the_entropy_gradient():
     step.loss.backward()
     assert float(generator.log_sigma.grad) == pytest.approx(-0.5 * 2.0, abs=1e-4)
     assert math.isfinite(float(step.entropy.value.detach()))
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_lazy_penalty_every_kth_critic_update_scaled_by_k(make_cfg, tmp_path, every):
+    """penalty_every = k: critic update i (counted over steps × critic_steps) carries k·λ‖w‖² when
+    i ≡ 0 mod k and no penalty otherwise, so the expected penalty per update stays λ‖w‖²."""
+    weight = 0.5
+    trainer = trainer_for(make_cfg, tmp_path, f"penalty.weight={weight}", f"train.penalty_every={every}",
+                          "train.critic_steps=2", "ema_decay=null", penalty="real_zero")
+    full = weight * sum(w * w for w in W)  # λ‖∇_x wᵀx‖² = λ‖w‖² = 1.09
+    seen = []
+    original = trainer.penalty.forward
+    trainer.penalty.forward = lambda *args: seen.append(1) or original(*args)  # counts the penalty's evaluations
+    penalties = []
+    for step in range(3):  # critic updates 0..5
+        trainer.step = step
+        penalties.append(float(trainer.train_step()["penalty"]))  # the last critic update of the step
+    expected = [every * full if (2 * step + 1) % every == 0 else 0.0 for step in range(3)]
+    assert penalties == pytest.approx(expected, abs=1e-6)
+    assert len(seen) == sum(1 for i in range(6) if i % every == 0)  # skipped updates take no input gradient
