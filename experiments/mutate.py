@@ -49,35 +49,41 @@ class Mutation:
     why: str  # what the bug would do
     note: str = ""  # why a survivor is acceptable (only used when it survives)
     count: int = 1  # how many occurrences of ``old`` the file must hold (all are replaced)
+    issue12: bool = False  # one of the five bugs issue 12 found passing the whole suite
 
 
 MUTATIONS: list[Mutation] = [
-    # ------------------------------------------------------------------ the five of issue 12
+    # ------------------------------------------------------------------ the five of issue 12, then the objective
     Mutation("trainer_lambda_h_zero", "objective", "mege/train.py",
              'fwd["estimator"], self.lambda_h(), fwd["generator"], z)',
              'fwd["estimator"], 0.0, fwd["generator"], z)',
              ("tests/test_train_step.py",),
-             "the trainer passes λ_H = 0 to the generator objective: the entropy term is silently off"),
+             "the trainer passes λ_H = 0 to the generator objective: the entropy term is silently off",
+             issue12=True),
     Mutation("ema_metrics_from_raw_generator", "evaluation", "mege/train.py",
              'result["ema_metrics"] = self._metric(self.ema.module)',
              'result["ema_metrics"] = self._metric(self.generator)',
              ("tests/test_train_step.py",),
-             "the EMA generator's metrics are computed on the raw generator"),
+             "the EMA generator's metrics are computed on the raw generator",
+             issue12=True),
     Mutation("noisy_sigma_detached", "generator", "mege/generators.py",
              "return mean + self.sigma * torch.randn_like(mean)",
              "return mean + self.sigma.detach() * torch.randn_like(mean)",
              ("tests/test_train_step.py",),
-             "a learned σ of the noisy generator gets no gradient (it never learns)"),
+             "a learned σ of the noisy generator gets no gradient (it never learns)",
+             issue12=True),
     Mutation("knn_weights_off", "estimator", "mege/entropy/knn.py",
              "bias_cancelling_weights(d, self.k, min(d // 4, self.max_orders))",
              "bias_cancelling_weights(d, self.k, 0)",
              ("tests/test_entropy_knn.py",),
-             "the weighted kNN estimator's bias-cancelling weights are turned off (uniform 1/k)"),
+             "the weighted kNN estimator's bias-cancelling weights are turned off (uniform 1/k)",
+             issue12=True),
     Mutation("js_surrogate_sign", "estimator", "mege/entropy/mi.py",
              'EntropyResult(surrogate=-bce, aux_loss=bce, info={"mi_js": -bce})',
              'EntropyResult(surrogate=bce, aux_loss=bce, info={"mi_js": -bce})',
              ("tests/test_entropy_mi.py", "tests/test_entropy_contract.py"),
-             "the JS MI bound's surrogate has the wrong sign: the default estimator pushes towards collapse"),
+             "the JS MI bound's surrogate has the wrong sign: the default estimator pushes towards collapse",
+             issue12=True),
     Mutation("generator_objective_sign", "objective", "mege/objectives.py",
              "return GeneratorStep(energy - lambda_h * entropy.surrogate, energy, entropy)",
              "return GeneratorStep(energy + lambda_h * entropy.surrogate, energy, entropy)",
@@ -281,6 +287,9 @@ def write_report(path: Path, command: str, source: str, baseline: tuple[int, flo
         f"Baseline (no mutation) over the union of the listed test files: "
         f"{'passed' if baseline[0] == 0 else 'FAILED (rc ' + str(baseline[0]) + ')'} in {baseline[1]:.0f} s "
         f"({len(baseline[2])} files).",
+        "",
+        "The five bugs of issue 12, which passed the whole suite before their tests were written: "
+        + ", ".join(f"{r['mutation'].name} ({r['status']})" for r in results if r["mutation"].issue12) + ".",
         "",
         "| # | mutation | area | file | bug | replaced | by | tests run | result | first failing test | time |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
