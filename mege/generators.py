@@ -27,10 +27,10 @@ class Generator(nn.Module):
 class MLPGenerator(Generator):
     """``G(z) = MLP(z)`` reshaped to the sample shape ``(x_dim,)``."""
 
-    def __init__(self, z_dim: int, x_dim: int, hidden: int = 512, depth: int = 3):
+    def __init__(self, z_dim: int, x_dim: int, hidden: int = 512, depth: int = 3, activation: str = "leaky_relu"):
         super().__init__()
         self.latent_dim = z_dim
-        self.net = mlp(z_dim, hidden, depth, x_dim)
+        self.net = mlp(z_dim, hidden, depth, x_dim, activation)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)

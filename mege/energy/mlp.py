@@ -14,13 +14,18 @@ import torch
 from torch import Tensor, nn
 
 from mege.entropy.base import flatten
+from mege.errors import check
 
 
-def mlp(in_dim: int, hidden: int, depth: int, out_dim: int) -> nn.Sequential:
-    """``depth`` hidden layers of width ``hidden`` with LeakyReLU(0.2), then a linear head."""
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}
+
+
+def mlp(in_dim: int, hidden: int, depth: int, out_dim: int, activation: str = "leaky_relu") -> nn.Sequential:
+    """``depth`` hidden layers of width ``hidden`` with ``activation`` (LeakyReLU(0.2) or ReLU), then a linear head."""
+    check(activation in ACTIVATIONS, f"activation must be one of {', '.join(ACTIVATIONS)} (got {activation!r}).")
     layers, width = [], in_dim
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+        layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
         width = hidden
     return nn.Sequential(*layers, nn.Linear(width, out_dim))
 
@@ -42,10 +47,10 @@ class MLPCritic(nn.Module):
     """``U(x) = MLP(φ(flatten(x)))``, shape (n,); φ is the identity unless ``fourier_features > 0``."""
 
     def __init__(self, x_dim: int, hidden: int = 512, depth: int = 3,
-                 fourier_features: int = 0, fourier_scale: float = 0.5):
+                 fourier_features: int = 0, fourier_scale: float = 0.5, activation: str = "leaky_relu"):
         super().__init__()
         self.embed = FourierFeatures(x_dim, fourier_features, fourier_scale) if fourier_features else nn.Identity()
-        self.net = mlp(self.embed.out_dim if fourier_features else x_dim, hidden, depth, 1)
+        self.net = mlp(self.embed.out_dim if fourier_features else x_dim, hidden, depth, 1, activation)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(self.embed(flatten(x))).squeeze(1)
