@@ -4,8 +4,10 @@ Runs ``mege train experiment=<name> seed=<s>`` for each experiment and seed, ``-
 with one thread each, and writes ``<out>/results.md`` (and ``results.json``): per experiment,
 mean ± s.e. over seeds of modes, HQ fraction, reverse KL beside its floor, assigned KL beside
 its floor, for the raw generator and its EMA (no MCMC: these are the generator's own samples),
-plus each run's measured wall time. Extra ``key=value`` overrides apply to every run (e.g.
-``lambda_h=0 entropy=none``).
+plus each run's measured training time. Extra ``key=value`` overrides apply to every run (e.g.
+``lambda_h=0 entropy=none``). Resumable: a run folder whose ``summary.json`` says completed is
+kept, and an interrupted run continues from its checkpoint, so rerunning the same command after
+a stop finishes only what is missing.
 
     python experiments/toy_benchmark.py [--experiments grid25 ring8] [--seeds 0 1 2 3 4] [--jobs 2]
                                         [--out outputs/toy_benchmark] [overrides ...]
@@ -35,13 +37,18 @@ COLUMNS = (("modes", "modes"), ("hq_fraction", "HQ"), ("reverse_kl", "reverse KL
 def train(out: Path, experiment: str, seed: int, overrides: list[str]) -> dict:
     """One run in its own process (one thread); returns its summary, or a failure record."""
     run_dir = out / f"{experiment}_seed{seed}"
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file() and json.loads(summary_path.read_text()).get("status") == "completed":
+        summary = json.loads(summary_path.read_text())  # a finished run is kept: rerun the command to fill gaps
+        print(f"  kept: {experiment} seed {seed} (completed in an earlier call)", flush=True)
+        return {"experiment": experiment, "seed": seed, "status": "completed", "dir": str(run_dir),
+                "train_s": summary["elapsed_s"], "wall_s": None, "raw": summary["metrics"], "ema": summary["ema_metrics"]}
     cmd = [sys.executable, "-m", "mege.cli", "train", f"experiment={experiment}", f"seed={seed}", *overrides,
            f"hydra.run.dir={run_dir}", "train.progress=false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if proc.returncode != 0 or summary.get("status") != "completed":
         print(proc.stderr[-2000:], file=sys.stderr)
@@ -122,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python experiments/toy_benchmark.py --experiments " + " ".join(args.experiments) + \
         " --seeds " + " ".join(map(str, args.seeds)) + f" --jobs {args.jobs}" + \
         ("" if not args.overrides else " " + " ".join(args.overrides))
-    text = (f"{table(results)}\n\nCommand: `{command}`; wall time {wall:.0f} s for {len(jobs)} runs, {args.jobs} at a "
-            f"time, one thread each. Cells: mean ± s.e. over seeds; `≤2×floor`: within twice the perfect-sampler KL at "
+    text = (f"{table(results)}\n\nCommand: `{command}`; wall time of this call {wall:.0f} s for {len(jobs)} runs "
+            f"({sum(r.get('wall_s') is None and r['status'] == 'completed' for r in results)} kept from an earlier call), "
+            f"{args.jobs} at a time, one thread each; `train s / run` is each run's own training time. Cells: mean ± s.e. over seeds; `≤2×floor`: within twice the perfect-sampler KL at "
             f"the same sample count. Samples: the generator's own (raw weights, and their EMA), no MCMC.\n"
             f"Protocol: {card.get('name', '')}, {card.get('n_samples')} samples, high quality = within "
             f"{card.get('hq_threshold')}; reverse KL over the HQ samples' mode histogram, its floor at the HQ count; "
