@@ -5,6 +5,7 @@
 * :mod:`~mege.entropy.kde` — Gaussian KDE values (resubstitution / leave-one-out), bandwidth rules, KDE score;
 * :mod:`~mege.entropy.knn` — Kozachenko–Leonenko k-NN value and its bias-cancelling weighted form;
 * :mod:`~mege.entropy.flow` — cross-entropy under an online-fitted pyro coupling flow (upper bound);
+* :mod:`~mege.entropy.zuko_flow` — the same with zuko's autoregressive flows (MAF, NSF);
 * :mod:`~mege.entropy.stein` — Stein and spectral Stein score estimators;
 * :mod:`~mege.entropy.posterior` — posterior scores of a noisy generator (HMC, importance sampling).
 
