@@ -61,11 +61,11 @@ import mege
 from mege.config import instantiate
 from mege.errors import MegeError, check
 from mege.generators import ema_of
+from mege.loggers import METRICS, JsonlLogger
 from mege.objectives import critic_objective, generator_objective
 from mege.utils import atomic_write, pick_device, rng_state, seed_everything, set_rng_state, write_json
 
 CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 POSITIVE_INTS = ("steps", "batch_size", "critic_steps", "eval_every", "log_every", "ckpt_every", "penalty_every")
 FLAGS = ("compile", "amp", "channels_last")
 
@@ -256,6 +256,7 @@ class Trainer:
               "train.amp and train.channels_last are GPU options; set them to false on CPU.")
         seed_everything(cfg.seed)
         allowed = cfg.get("allowed_targets")
+        self.logger = instantiate(cfg.logger, allowed, where="logger") if cfg.get("logger") else JsonlLogger()
         self.data = instantiate(cfg.data, allowed, where="data")
         self.critic = instantiate(cfg.energy, allowed, where="energy").to(self.device)
         self.generator = instantiate(cfg.generator, allowed, where="generator").to(self.device)
@@ -370,6 +371,11 @@ class Trainer:
                     from None
 
     # ------------------------------------------------------------------ one step
+    def hyperparameters(self) -> dict[str, float]:
+        """λ_H and the learning rates (``lr/<optimizer>``, first parameter group) the next step will use."""
+        return {"lambda_h": self.lambda_h(),
+                **{f"lr/{name}": float(opt.param_groups[0]["lr"]) for name, opt in self.optimizers.items()}}
+
     def lambda_h(self) -> float:
         """λ_H at the current step: constant, or linear from ``lambda_h`` to ``lambda_h_end`` over the run."""
         s = self.settings
@@ -577,6 +583,7 @@ class Trainer:
         config_text = OmegaConf.to_yaml(self.cfg, resolve=True)
         atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_text))
         last = self._restore()
+        self.logger.start(self.out_dir, self.step, config_text)
         self.write_summary("running", last)
         bar = tqdm(total=s.steps, initial=self.step, disable=not t.get("progress", True),
                    dynamic_ncols=True, desc=self.cfg.get("name", "train"))
@@ -585,21 +592,25 @@ class Trainer:
         try:
             with StopSignals() as stop:
                 while self.step < s.steps:
+                    log_now = (self.step + 1) % s.log_every == 0 or self.step + 1 == s.steps
+                    hyper = self.hyperparameters() if log_now else None
                     logs = self.train_step()
                     self.step += 1
                     self.watch.update(logs, self.step)
                     bar.update(1)
                     final = self.step == s.steps
-                    if self.step % s.log_every == 0 or final:
+                    if log_now:
                         self.watch.check(where)
-                        bar.set_postfix({k: f"{v.float().sum().item():.3g}" for k, v in logs.items() if "/" not in k})
+                        scalars = {k: v.float().sum().item() for k, v in logs.items()}
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in scalars.items() if "/" not in k})
+                        self.logger.log_scalars(self.step, {**scalars, **hyper})
                     if self.step % s.eval_every == 0 or final:
                         self.watch.check(where)
                         self.elapsed = time.perf_counter() - start
                         last = self.evaluate()
                         last["time_s"] = round(self.elapsed, 2)
-                        with open(self.out_dir / METRICS, "a") as f:
-                            f.write(json.dumps(last, default=float) + "\n")
+                        figure = self.out_dir / "plots" / f"step_{self.step:07d}.png" if t.get("plot", True) else None
+                        self.logger.log_evaluation(last, figure)
                     if self.step % s.ckpt_every == 0 or final or stop.signum is not None:
                         self.watch.check(where)
                         self.elapsed = time.perf_counter() - start
@@ -620,6 +631,8 @@ class Trainer:
             status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
             self.write_summary(status, last, error=f"{type(err).__name__}: {err}")
             raise
+        finally:
+            self.logger.close()
         bar.close()
         self.elapsed = time.perf_counter() - start
         return self.write_summary("completed", last)
