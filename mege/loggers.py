@@ -71,8 +71,9 @@ class TensorBoardLogger(JsonlLogger):
     the ``metrics.jsonl`` row's numeric leaves by key path (``metrics/<name>``, ``ema_metrics/<name>``,
     ``time_s``) and the image ``landscape`` (the landscape plot, or the sample grid for images) at
     every evaluation; the resolved config as text ``config`` at the start. On resume the writer
-    purges events at or after the restored step, so a run killed between checkpoints shows no
-    duplicate steps. Needs the ``tensorboard`` package: without it the run fails at start-up.
+    purges the events after the restored step (as the trainer drops the ``metrics.jsonl`` rows after
+    it), so a run killed between checkpoints shows no duplicate steps. Needs the ``tensorboard``
+    package: without it the run fails at start-up with a one-line error naming the extra.
     """
 
     def __init__(self, subdir: str | None = None, flush_secs: int = 30, images: bool = True):
@@ -91,7 +92,7 @@ class TensorBoardLogger(JsonlLogger):
 
     def start(self, out_dir: str | Path, step: int, config_text: str = "") -> None:
         super().start(out_dir, step, config_text)
-        self.writer = self._writer_class(str(self.log_dir), purge_step=step if step > 0 else None,
+        self.writer = self._writer_class(str(self.log_dir), purge_step=step + 1 if step > 0 else None,
                                          flush_secs=self.flush_secs)
         if step == 0 and config_text:
             self.writer.add_text("config", "```yaml\n" + config_text + "```", 0)
