@@ -5,11 +5,13 @@ dozen steps, small metric sample, no plots) followed by the test's own overrides
 ``run_cli(*argv)`` runs ``mege.cli.main`` and returns ``(return code, stdout, stderr)``.
 ``single_thread`` runs a test with one intra-op thread: on a loaded machine two OpenMP threads
 can make tiny-network steps 10–20× slower, and the count must not change inside a test that
-compares two runs bit for bit.
+compares two runs bit for bit. ``MEGE_TEST_DEVICE=cuda`` runs the composed configs on the GPU
+(``experiments/gpu_check.sh``); the default is the CPU.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -19,7 +21,7 @@ from hydra import compose, initialize_config_dir
 from mege.config import config_dir
 
 TINY = [
-    "name=test", "device=cpu", "data=ring8", "x_dim=2", "z_dim=2",
+    "name=test", f"device={os.environ.get('MEGE_TEST_DEVICE', 'cpu')}", "data=ring8", "x_dim=2", "z_dim=2",
     "energy.hidden=32", "energy.depth=2", "generator.hidden=32", "generator.depth=2",
     "train.steps=40", "train.batch_size=64", "train.critic_steps=1",
     "train.log_every=10", "train.eval_every=20", "train.ckpt_every=20",
