@@ -89,8 +89,8 @@ def table(results: list[dict]) -> str:
                         cells[i] += " ≤2×floor"
             times = [r["train_s"] for r in done]
             seeds = f"{len(blocks)}" + (f" ({len(failed)} failed)" if failed else "")
-            lines.append("| " + " | ".join([experiment, label, seeds, *cells,
-                                            f"{min(times):.0f}–{max(times):.0f}"]) + " |")
+            span = f"{min(times):.0f}" if round(min(times)) == round(max(times)) else f"{min(times):.0f}–{max(times):.0f}"
+            lines.append("| " + " | ".join([experiment, label, seeds, *cells, span]) + " |")
     return "\n".join(lines)
 
 
