@@ -728,7 +728,8 @@ def main(argv: list[str]) -> int:
 
     plain, _ = refined_metric(run, 0, args.raw, seed, **mcmc)
     refined, wrapped = refined_metric(run, args.steps, args.raw, seed, keep_path=args.chains_plotted, **mcmc)
-    rows = [{**plain, "steps": "plain"}, refined]
+    kind = mcmc_block_name(args.temperature)  # mcmc_T1: the energy model's samples; mode_seek: T < 1
+    rows = [{**plain, "steps": "plain"}, {**refined, "steps": f"{args.steps} ({kind})"}]
     x, result = wrapped.last_samples, wrapped.last_result
     if args.n is not None and args.n != len(x):
         torch.manual_seed(seed)
@@ -752,7 +753,7 @@ def main(argv: list[str]) -> int:
 
         real = run.data.sample(n)
         plots.landscape(run.critic, real, x.cpu(), out / "landscape.png", device=module_device(run.critic),
-                        title=f"latent {result.sampler}: K={args.steps}, T={args.temperature:g}", chains=paths)
+                        title=f"latent {result.sampler}: K={args.steps}, T={args.temperature:g} ({kind})", chains=paths)
     print(metric_table(rows))
     stats = result.stats()
     def rate(value: float | None) -> str:
