@@ -35,6 +35,20 @@ from mege.entropy.base import EntropyEstimator, EntropyResult, flatten, score_su
 from mege.errors import check
 
 
+
+@torch.no_grad()
+def update_running_moments(flow: nn.Module, x: Tensor) -> None:
+    """``μ ← lerp(μ, mean(x), r)``, ``Σ ← lerp(Σ, cov(x), r)`` on ``flow``'s ``running_mean`` /
+    ``running_cov`` buffers, with ``r = flow.momentum`` (r = 1 on the first call); shared by the
+    pyro and zuko flows, whose whitening reads these buffers."""
+    mean = x.mean(dim=0)
+    centred = x - mean
+    cov = centred.T @ centred / max(x.shape[0] - 1, 1)
+    rate = 1.0 if not bool(flow.initialised) else flow.momentum
+    flow.running_mean.lerp_(mean, rate)
+    flow.running_cov.lerp_(cov, rate)
+    flow.initialised.fill_(True)
+
 class CouplingFlow(nn.Module):
     """Density ``q(x)``: whitening, then ``layers`` couplings (each followed by a reversal).
 
@@ -54,16 +68,9 @@ class CouplingFlow(nn.Module):
     def coupling(self, dim: int, hidden: int) -> T.TransformModule:
         raise NotImplementedError
 
-    @torch.no_grad()
     def update_statistics(self, x: Tensor) -> None:
         """Exponential moving averages of the mean and covariance (set outright on the first call)."""
-        mean = x.mean(dim=0)
-        centred = x - mean
-        cov = centred.T @ centred / max(x.shape[0] - 1, 1)
-        rate = 1.0 if not bool(self.initialised) else self.momentum
-        self.running_mean.lerp_(mean, rate)
-        self.running_cov.lerp_(cov, rate)
-        self.initialised.fill_(True)
+        update_running_moments(self, x)
 
     def _whitening(self) -> T.Transform:
         """The map from whitened y to x: ``x = μ + L y`` (L Cholesky of the running covariance)."""

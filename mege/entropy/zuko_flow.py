@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mege.entropy.flow import FlowEntropy
+from mege.entropy.flow import FlowEntropy, update_running_moments
 from mege.errors import check
 
 try:
@@ -69,16 +69,9 @@ class ZukoFlow(nn.Module):
     def build(self, dim: int, transforms: int, hidden: list[int]) -> zuko.flows.Flow:
         raise NotImplementedError
 
-    @torch.no_grad()
     def update_statistics(self, x: Tensor) -> None:
         """Exponential moving averages of the mean and covariance (set outright on the first call)."""
-        mean = x.mean(dim=0)
-        centred = x - mean
-        cov = centred.T @ centred / max(x.shape[0] - 1, 1)
-        rate = 1.0 if not bool(self.initialised) else self.momentum
-        self.running_mean.lerp_(mean, rate)
-        self.running_cov.lerp_(cov, rate)
-        self.initialised.fill_(True)
+        update_running_moments(self, x)
 
     def whitened(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(y, log|det L|)`` with ``y = L⁻¹(x − μ)``, so ``log q(x) = log q_y(y) − log|det L|``."""
