@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import sys
+
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,7 +18,7 @@ SCRIPT = REPO / "experiments" / "gpu_check.sh"
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), *args], cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, **env})
 
 
 def test_dry_run_checks_every_command_and_exits_0():
