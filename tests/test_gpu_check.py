@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import torch
 
@@ -37,8 +36,7 @@ def test_dry_run_checks_every_command_and_exits_0():
                   "3. train (bf16+channels_last): mege train experiment=stacked_mnist"):
         assert any(line.startswith(f"ok    {check}") for line in lines), check
     collected = next(line for line in lines if "1. tests:" in line)
-    count = subprocess.run([str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else "python3",
-                            "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+    count = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
                            cwd=REPO, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     assert f"({count.split(' in ')[0]}" in collected  # the whole suite, each test once
     (caps,) = [line for line in lines if line.startswith("time caps:")]
