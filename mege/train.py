@@ -474,6 +474,10 @@ class Trainer:
         out.setdefault("protocol", {})["eval_seed"] = self.cfg.train.eval_seed
         return out
 
+    def figure_path(self) -> Path:
+        """The run's figure of the current step: ``plots/step_<step>.png``."""
+        return self.out_dir / "plots" / f"step_{self.step:07d}.png"
+
     def plot(self) -> None:
         from mege import plots
         torch.manual_seed(self.cfg.train.eval_seed)
@@ -483,7 +487,7 @@ class Trainer:
         title = f"{self.cfg.get('name', 'run')} step {self.step}"
         folder = self.out_dir / "plots"
         folder.mkdir(exist_ok=True)
-        for path in (folder / f"step_{self.step:07d}.png", self.out_dir / "landscape.png"):
+        for path in (self.figure_path(), self.out_dir / "landscape.png"):
             plots.save_run_figure(self.critic, real, fake, path, title=title, device=self.device)
 
     # ------------------------------------------------------------------ checkpoints
@@ -609,7 +613,7 @@ class Trainer:
                         self.elapsed = time.perf_counter() - start
                         last = self.evaluate()
                         last["time_s"] = round(self.elapsed, 2)
-                        figure = self.out_dir / "plots" / f"step_{self.step:07d}.png" if t.get("plot", True) else None
+                        figure = self.figure_path() if t.get("plot", True) else None
                         self.logger.log_evaluation(last, figure)
                     if self.step % s.ckpt_every == 0 or final or stop.signum is not None:
                         self.watch.check(where)
