@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from mege.data.stacked_mnist import StackedMNIST, decode_labels
-from mege.metrics.classifier import DEFAULT_PATH, DigitClassifier, load_classifier
+from mege.metrics.classifier import REFERENCE_PATH, DigitClassifier, load_classifier
 from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes, perfect_sampling_floor
 
 OUT = Path(__file__).resolve().parent / "stacked_mnist" / "reference.md"
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", default="2,1", help="comma-separated thread counts to time")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--four", action="store_true", help="also the 4-stack reference row (260 000 samples)")
-    parser.add_argument("--classifier", default=str(DEFAULT_PATH))
+    parser.add_argument("--classifier", default=str(REFERENCE_PATH))
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--speed-only", action="store_true", help="only the timing (no reference row, no file written)")
     args = parser.parse_args(argv)
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
     if path.is_file():
         metric = StackedMNISTMetrics(classifier_path=path)
         clf, card = metric.load()
-        classifiers[f"trained (sha256 {card['sha256'][:12]}…)"] = clf
+        classifiers[f"trained (content hash {card['content_hash'][:12]}…)"] = clf
     threads = [int(t) for t in args.threads.split(",")]
     lines = [
         "# Stacked MNIST counting: speed and reference row",
@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
             "",
             "## Reference row: real Stacked MNIST samples through the same pipeline",
             "",
-            f"Classifier: {card['path']}, sha256 `{card['sha256']}`, held-out accuracy "
+            f"Classifier: {card['path']}, content hash `{card['content_hash']}`, held-out accuracy "
             f"{card['heldout_accuracy']:.4f} on {card['heldout_size']} images ({card['data']}).",
             f"Data pool: {extra['pool']} MNIST images ({', '.join(extra['splits'])} split). The classifier's digit accuracy on "
             f"26 000 real stacks: {extra['digit_accuracy']:.4f} per digit, {extra['label_accuracy']:.4f} per 3-digit label "

@@ -1,5 +1,5 @@
 """The Stacked MNIST digit classifier: normalisation inside forward, cache round trip with
-card and sha256, the held-out split, augmentation, and a small classifier trained here on the shared
+card and content hash, the committed reference and its bit-for-bit retraining, the held-out split, augmentation, and a small classifier trained here on the shared
 MNIST test split that must count real Stacked MNIST samples as a perfect sampler."""
 
 import hashlib
@@ -11,7 +11,9 @@ import torch
 
 from mege.data import mnist
 from mege.errors import MegeError
-from mege.metrics.classifier import DigitClassifier, load_classifier, random_affine, save_classifier, split_data, train_classifier
+from mege.metrics.classifier import (
+    REFERENCE_PATH, DigitClassifier, content_hash, load_classifier, random_affine, save_classifier, split_data, train_classifier,
+)
 
 SHARED = mnist.REPO_ROOT.parent / "shared" / "data" / "mnist"
 
@@ -37,17 +39,66 @@ def test_normalisation_is_applied_inside_forward():
     assert torch.allclose(shifted(x[:, 0]), shifted(x), atol=1e-6)  # (n, 28, 28) accepted too
 
 
-def test_save_load_round_trip_with_card_and_sha256(tmp_path):
+def test_save_load_round_trip_with_card_and_content_hash(tmp_path):
     torch.manual_seed(0)
     model = DigitClassifier(width=8, hidden=32, mean=-0.5, std=0.7).eval()
     path = save_classifier(model, {"heldout_accuracy": 0.99, "seed": 3, "arch": dict(model.arch)}, tmp_path / "c.pt")
     loaded, card = load_classifier(path)
     assert not loaded.training
-    assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and card["seed"] == 3
+    assert card["content_hash"] == content_hash(model.state_dict()) and card["seed"] == 3
+    assert card["is_reference"] is False
     assert float(loaded.mean) == pytest.approx(-0.5) and float(loaded.std) == pytest.approx(0.7)
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     assert torch.equal(loaded(x), model(x))
     torch.load(path, weights_only=True)  # plain tensors and builtins only
+
+
+def test_content_hash_is_of_the_weights_not_the_file(tmp_path):
+    """Same weights under another card and path: same hash (the file's sha256 differs); one
+    changed value, a renamed tensor or a changed dtype: another hash. Checked against a sha256
+    computed by hand over the documented layout."""
+    torch.manual_seed(0)
+    model = DigitClassifier(width=4, hidden=8)
+    a = save_classifier(model, {"arch": dict(model.arch), "note": "first"}, tmp_path / "a.pt")
+    b = save_classifier(model, {"arch": dict(model.arch), "note": "second, elsewhere"}, tmp_path / "sub" / "b.pt")
+    assert hashlib.sha256(a.read_bytes()).hexdigest() != hashlib.sha256(b.read_bytes()).hexdigest()
+    assert load_classifier(a)[1]["content_hash"] == load_classifier(b)[1]["content_hash"]
+    sd = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    by_hand = hashlib.sha256()
+    by_hand.update(b"n|torch.int64|()|" + (3).to_bytes(8, "little"))
+    by_hand.update(b"w|torch.float32|(2,)|" + torch.tensor([1.0, 2.0]).numpy().tobytes())
+    assert content_hash(sd) == by_hand.hexdigest()
+    assert content_hash({**sd, "w": torch.tensor([1.0, 2.0000002])}) != content_hash(sd)
+    assert content_hash({"v": sd["w"], "n": sd["n"]}) != content_hash(sd)
+    assert content_hash({**sd, "w": sd["w"].double()}) != content_hash(sd)
+
+
+def test_reference_classifier_is_committed_with_its_card():
+    model, card = load_classifier()  # None = the committed reference
+    assert card["path"] == str(REFERENCE_PATH) and card["is_reference"] is True
+    blob = torch.load(REFERENCE_PATH, weights_only=True)
+    assert blob["card"]["content_hash"] == card["content_hash"]  # the hash written at training time
+    assert card["heldout_accuracy"] > 0.99 and card["recipe"]["threads"] == 1 and card["recipe"]["splits"] == ["test"]
+
+
+@pytest.mark.skipif(not (SHARED / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"the MNIST test split is not at {SHARED}")
+def test_retraining_reproduces_the_reference_bit_for_bit(tmp_path):
+    """`mege classifier train` with its defaults (test split, seed 0, one thread, deterministic
+    algorithms; about 100 s) gives the committed reference's weights exactly: same content hash.
+    Run with 2 threads around it to show the thread count of the caller does not matter."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model, card = train_classifier(out=None, root=SHARED, log=None)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(threads)
+    reference = load_classifier()[1]
+    assert card["content_hash"] == reference["content_hash"], (
+        f"retrained weights differ from the reference (cpu capability here {torch.backends.cpu.get_cpu_capability()}, "
+        f"reference trained on {reference['cpu_capability']}, torch {reference['torch']})"
+    )
+    assert card["heldout_accuracy"] == reference["heldout_accuracy"]
 
 
 def test_load_errors_name_the_fix(tmp_path):
@@ -61,7 +112,7 @@ def test_load_errors_name_the_fix(tmp_path):
 def test_split_holds_out_a_seeded_slice_when_one_split(tmp_path):
     images, labels = write_split(tmp_path, "test", n=12)
     tx, ty, hx, hy, where = split_data(tmp_path, seed=1, holdout=4)
-    assert len(tx) == 8 and len(hx) == 4 and "only the test split" in where and "seed 1" in where
+    assert len(tx) == 8 and len(hx) == 4 and "test split only" in where and "seed 1" in where
     assert sorted(ty.tolist() + hy.tolist()) == sorted(labels.tolist())
     assert float(tx.min()) >= -1 and float(tx.max()) <= 1 and tx.shape[1:] == (1, 28, 28)
     again = split_data(tmp_path, seed=1, holdout=4)
@@ -71,8 +122,10 @@ def test_split_holds_out_a_seeded_slice_when_one_split(tmp_path):
 def test_split_uses_train_and_test_when_both(tmp_path):
     write_split(tmp_path, "test", n=6, seed=1)
     write_split(tmp_path, "train", n=10, seed=2)
-    tx, _, hx, _, where = split_data(tmp_path)
+    tx, _, hx, _, where = split_data(tmp_path, splits=("train", "test"))
     assert (len(tx), len(hx)) == (10, 6) and "held out the test split" in where
+    tx, _, hx, _, where = split_data(tmp_path, holdout=2)  # default: the test split only (the reference recipe)
+    assert (len(tx), len(hx)) == (4, 2) and "test split only" in where
 
 
 def test_train_two_steps_writes_card(tmp_path):

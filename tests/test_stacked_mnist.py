@@ -174,14 +174,14 @@ def test_metric_forces_eval_mode_and_restores_train_mode(tiny_root):
     digits = torch.randint(10, (300, 3))
     clf = StubClassifier()
     clf.train()  # a caller forgot to switch it off
-    metric = StackedMNISTMetrics(classifier=clf, card={"heldout_accuracy": 1.0, "sha256": "stub"}, n_samples=300, batch_size=64)
+    metric = StackedMNISTMetrics(classifier=clf, card={"heldout_accuracy": 1.0, "content_hash": "stub", "is_reference": False}, n_samples=300, batch_size=64)
     out = metric(make_generate(digits), StackedMNIST(n_stack=3, root=tiny_root))
     assert clf.modes_seen and not any(clf.modes_seen)  # every forward ran in eval mode
     assert clf.training  # the caller's mode is restored afterwards
     truth = count_modes(encode_labels(digits), 1000)
     assert out["modes"] == truth["modes"] and math.isclose(out["reverse_kl"], truth["reverse_kl"])
     card = out["protocol"]
-    assert card["n_samples"] == 300 and card["log_base"] == "e" and card["classifier_sha256"] == "stub"
+    assert card["n_samples"] == 300 and card["log_base"] == "e" and card["classifier_content_hash"] == "stub"
     assert "KL(p_gen || uniform)" in card["kl"] and card["n_modes"] == 1000
 
 
@@ -232,10 +232,10 @@ def test_metric_missing_classifier_file_names_the_fix(tmp_path, tiny_root):
         metric(lambda n: torch.zeros(n, 3, 28, 28), StackedMNIST(root=tiny_root))
 
 
-@pytest.mark.parametrize("experiment", ["stacked_mnist", "stacked_mnist_cpu"])
+@pytest.mark.parametrize("experiment", ["stacked_mnist", "stacked_mnist_cpu", "stacked_mnist4", "stacked_mnist4_paper"])
 def test_experiment_configs_train_end_to_end(experiment, tmp_path, tiny_root, single_thread):
-    """Both experiment configs compose and train a few steps with tiny widths on tiny IDX data,
-    writing Stacked MNIST metrics with their protocol card and a sample grid."""
+    """Every Stacked MNIST experiment config composes and trains a few steps with tiny widths on
+    tiny IDX data, writing Stacked MNIST metrics with their protocol card and a sample grid."""
     import json
 
     from hydra import compose, initialize_config_dir
@@ -250,11 +250,14 @@ def test_experiment_configs_train_end_to_end(experiment, tmp_path, tiny_root, si
                  "train.steps=2", "train.eval_every=2", "train.ckpt_every=2", "train.progress=false", "train.plot_samples=64"]
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=False)
-    assert cfg.x_dim == 2352 and cfg.train.batch_size == 64
+    n_stack = 4 if "mnist4" in experiment else 3
+    assert cfg.x_dim == n_stack * 784 and cfg.train.batch_size == 64 and cfg.data.n_stack == n_stack
+    assert cfg.energy.n_channels == cfg.generator.n_channels == n_stack
     summary = Trainer(cfg, tmp_path / "run").fit()
     assert summary["status"] == "completed"
     metrics = summary["metrics"]
-    assert 1 <= metrics["modes"] <= 40 and metrics["n_modes"] == 1000 and metrics["protocol"]["log_base"] == "e"
+    assert 1 <= metrics["modes"] <= 40 and metrics["n_modes"] == 10**n_stack and metrics["protocol"]["log_base"] == "e"
+    assert metrics["protocol"]["classifier_is_reference"] is False and len(metrics["protocol"]["classifier_content_hash"]) == 64
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
     assert (tmp_path / "run" / "landscape.png").is_file()
 

@@ -6,15 +6,25 @@ few seconds on 2 CPU cores). Inputs are digits in [−1, 1] — the scale of
 and the standardisation ``(x − mean) / std`` is a buffer applied inside ``forward``, saved
 with the weights, so training and counting cannot normalise differently.
 
-Training uses whichever MNIST splits are present: train on "train" and hold out "test" when
-both exist; with one split only, a seeded slice of it is held out (the card says which).
-The cache file holds the weights and a card (held-out accuracy, seed, normalisation,
-architecture, data); :func:`load_classifier` adds the file's sha256 to the card.
+**The reference classifier** (``mege/assets/mnist_classifier.pt``, committed with its card) is
+what counting uses by default, so every user labels stacks with the same weights. It is trained
+by :func:`train_classifier` with its defaults: the MNIST test split only (the split every machine
+has; 8 000 images for training, 2 000 held out by ``randperm`` seed 0), seed 0, one CPU thread
+and deterministic algorithms, so ``mege classifier train`` reproduces it bit for bit on CPU.
+Its identity is :func:`content_hash`, a sha256 over the weight tensors in sorted-name order
+(name, dtype, shape, bytes) — unlike a file hash it does not change with the card's contents,
+the file's path or the time it was written.
+
+With ``splits=("train", "test")`` and both present a classifier trains on "train" and holds
+out "test"; with one split, a seeded slice of it is held out (the card says which). The file
+holds the weights and a card (held-out accuracy, seed, normalisation, architecture, data,
+content hash); :func:`load_classifier` recomputes the content hash from the loaded weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import math
 import os
@@ -29,8 +39,11 @@ from torch import Tensor, nn
 from mege.data.mnist import load_mnist, to_unit_range
 from mege.errors import MegeError
 
+#: The committed reference classifier; counting uses it unless told otherwise.
+REFERENCE_PATH = Path(__file__).resolve().parent.parent / "assets" / "mnist_classifier.pt"
+#: Where `mege classifier train` writes by default (never over the committed reference).
 DEFAULT_PATH = Path("~/.cache/mege/mnist_classifier.pt")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class DigitClassifier(nn.Module):
@@ -81,26 +94,64 @@ def random_affine(x: Tensor, max_shift: float = 2.0, max_rotate_deg: float = 10.
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
 
-def split_data(root=None, seed: int = 0, holdout: int = 2000):
-    """(train_x, train_y, held_x, held_y, description). Digits as float (n, 1, 28, 28) in [−1, 1]."""
-    parts = load_mnist(root)
+def split_data(root=None, seed: int = 0, holdout: int = 2000, splits=("test",)):
+    """(train_x, train_y, held_x, held_y, description). Digits as float (n, 1, 28, 28) in [−1, 1].
+
+    ``splits``: which MNIST splits to read; the reference classifier uses the test split only."""
+    parts = load_mnist(root, splits)
     if "train" in parts and "test" in parts:
         train, held = parts["train"], parts["test"]
         tx, ty, hx, hy = train.images, train.labels, held.images, held.labels
         where = f"trained on the train split ({len(tx)}), held out the test split ({len(hx)})"
     else:
-        (name, part), = parts.items()
+        name, part = next(iter(parts.items()))  # "test" unless asked otherwise
         if not 0 < holdout < len(part.images):
             raise MegeError(f"holdout={holdout} with {len(part.images)} images in the {name} split; use 0 < holdout < {len(part.images)}")
         order = torch.randperm(len(part.images), generator=torch.Generator().manual_seed(seed))
         held_i, train_i = order[:holdout], order[holdout:]
         tx, ty, hx, hy = part.images[train_i], part.labels[train_i], part.images[held_i], part.labels[held_i]
         where = (
-            f"only the {name} split present: trained on {len(tx)} of its images, held out {len(hx)} "
+            f"MNIST {name} split only: trained on {len(tx)} of its {len(part.images)} images, held out {len(hx)} "
             f"(torch.randperm with seed {seed}, first {holdout})"
         )
     unit = lambda images: rearrange(to_unit_range(images), "n h w -> n 1 h w")  # noqa: E731
     return unit(tx), ty, unit(hx), hy, where
+
+
+def content_hash(state_dict: dict[str, Tensor]) -> str:
+    """sha256 over the tensors in sorted-name order: name, dtype, shape, then the raw bytes.
+
+    The identity of a classifier's weights, independent of the file (card, path, write time)."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def data_hash(x: Tensor, y: Tensor) -> str:
+    """sha256 of the training images and labels (as read), so the card names its data exactly."""
+    digest = hashlib.sha256()
+    for t in (x, y):
+        digest.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def deterministic_cpu(threads: int = 1):
+    """One intra-op thread and deterministic algorithms for the block; both restored after.
+
+    With a fixed seed this makes CPU training bit-reproducible on one machine type (different
+    thread counts split float reductions differently; that changed the weights before)."""
+    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det)
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
@@ -121,15 +172,24 @@ def train_classifier(
     holdout: int = 2000,
     width: int = 16,
     max_steps: int | None = None,
+    splits=("test",),
     log=print,
 ) -> tuple[DigitClassifier, dict]:
     """Train the digit classifier and save it (with its card) to ``out`` (None = don't save).
 
-    AdamW with a one-cycle learning-rate schedule, random-affine augmentation.
+    AdamW with a one-cycle learning-rate schedule, random-affine augmentation, on CPU with one
+    thread and deterministic algorithms (:func:`deterministic_cpu`) from ``seed``; the caller's
+    RNG state is left as it was. The defaults are the reference classifier's recipe.
     ``max_steps`` stops early (for tests). Returns the model in eval mode and its card.
     """
-    torch.manual_seed(seed)
-    tx, ty, hx, hy, where = split_data(root, seed, holdout)
+    with torch.random.fork_rng(devices=[]), deterministic_cpu():
+        torch.manual_seed(seed)
+        return _train(out, seed, root, epochs, batch_size, lr, holdout, width, max_steps, tuple(splits), log)
+
+
+def _train(out, seed, root, epochs, batch_size, lr, holdout, width, max_steps, splits, log):
+    tx, ty, hx, hy, where = split_data(root, seed, holdout, splits)
+    train_data = data_hash(tx, ty)
     mean, std = tx.mean().item(), tx.std().item()
     model = DigitClassifier(width=width, mean=mean, std=std).to(memory_format=torch.channels_last)  # faster convs on CPU
     steps_per_epoch = math.ceil(len(tx) / batch_size)
@@ -163,11 +223,17 @@ def train_classifier(
         "input_range": "[-1, 1] = pixel / 127.5 - 1 (mege.data.mnist.to_unit_range)",
         "normalisation": {"mean": mean, "std": std, "applied": "inside forward: (x - mean) / std"},
         "arch": dict(model.arch),
+        "recipe": {"batch_size": batch_size, "lr": lr, "holdout": holdout, "splits": list(splits),
+                   "threads": 1, "deterministic_algorithms": True, "device": "cpu"},
+        "train_data_sha256": train_data,
+        "torch": str(torch.__version__),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "content_hash": content_hash(model.state_dict()),
         "train_seconds": time.perf_counter() - start,
         "format_version": FORMAT_VERSION,
     }
     if log is not None:
-        log(f"held-out accuracy {card['heldout_accuracy']:.4f} on {len(hx)} images ({where})")
+        log(f"held-out accuracy {card['heldout_accuracy']:.4f} on {len(hx)} images ({where}); content hash {card['content_hash']}")
     if out is not None:
         save_classifier(model, card, out)
     return model, card
@@ -182,19 +248,14 @@ def save_classifier(model: DigitClassifier, card: dict, path: str | os.PathLike)
     return path
 
 
-def sha256sum(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_classifier(path: str | os.PathLike = DEFAULT_PATH) -> tuple[DigitClassifier, dict]:
-    """Load a cached classifier: (model in eval mode, card with ``sha256`` and ``path`` added)."""
-    path = Path(path).expanduser()
+def load_classifier(path: str | os.PathLike | None = None) -> tuple[DigitClassifier, dict]:
+    """Load a classifier (None = the committed reference): (model in eval mode, card with
+    ``content_hash`` recomputed from the loaded weights, ``path`` and ``is_reference`` added)."""
+    path = REFERENCE_PATH if path is None else Path(path).expanduser()
     if not path.is_file():
-        raise MegeError(f"no digit classifier at {path}; train one with `mege classifier train --out {path}`")
+        fix = ("reinstall mege (the reference classifier ships in mege/assets/)" if path == REFERENCE_PATH
+               else f"train one with `mege classifier train --out {path}`, or drop classifier_path to use the reference")
+        raise MegeError(f"no digit classifier at {path}; {fix}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         card = dict(blob["card"])
@@ -202,21 +263,43 @@ def load_classifier(path: str | os.PathLike = DEFAULT_PATH) -> tuple[DigitClassi
         model.load_state_dict(blob["state_dict"])
     except Exception as err:  # corrupt or foreign file
         raise MegeError(f"{path} is not a mege digit classifier ({type(err).__name__}: {err}); retrain with `mege classifier train --out {path}`") from err
-    card["sha256"] = sha256sum(path)
+    card["content_hash"] = content_hash(model.state_dict())
     card["path"] = str(path)
+    card["is_reference"] = path == REFERENCE_PATH or (
+        REFERENCE_PATH.is_file() and card["content_hash"] == reference_hash())
     return model.eval(), card
 
 
+_REFERENCE_HASH: list[str] = []
+
+
+def reference_hash() -> str:
+    """The committed reference classifier's content hash (from its weights; computed once)."""
+    if not _REFERENCE_HASH:
+        blob = torch.load(REFERENCE_PATH, map_location="cpu", weights_only=True)
+        _REFERENCE_HASH.append(content_hash(blob["state_dict"]))
+    return _REFERENCE_HASH[0]
+
+
 def main(argv: list[str]) -> int:
-    """``mege classifier train [--out PATH] [--seed S]``: train and cache the digit classifier."""
+    """``mege classifier train [--out PATH] [--seed S] …``: train a digit classifier (the defaults
+    reproduce the committed reference bit for bit on CPU); ``mege classifier show [PATH]``: print a
+    classifier's card and content hash."""
     parser = argparse.ArgumentParser(prog="mege classifier", description=main.__doc__)
-    parser.add_argument("action", choices=["train"])
-    parser.add_argument("--out", default=str(DEFAULT_PATH), help="cache file (default %(default)s)")
+    parser.add_argument("action", choices=["train", "show"])
+    parser.add_argument("path", nargs="?", default=None, help="show: classifier file (default: the reference)")
+    parser.add_argument("--out", default=str(DEFAULT_PATH), help="train: output file (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="MNIST folder (default: $MEGE_DATA_DIR or the usual places)")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--splits", nargs="+", default=["test"], choices=["train", "test"],
+                        help="MNIST splits to read (default: test, the reference recipe)")
     args = parser.parse_args(argv)
-    model, card = train_classifier(out=args.out, seed=args.seed, root=args.root, epochs=args.epochs)
-    _, card = load_classifier(args.out)
-    print(f"saved {card['path']}  held-out accuracy {card['heldout_accuracy']:.4f}  sha256 {card['sha256']}")
+    if args.action == "train":
+        if Path(args.out).expanduser().resolve() == REFERENCE_PATH:
+            raise MegeError(f"--out {args.out} is the committed reference classifier; write elsewhere and compare hashes")
+        train_classifier(out=args.out, seed=args.seed, root=args.root, epochs=args.epochs, splits=args.splits)
+    _, card = load_classifier(args.out if args.action == "train" else args.path)
+    same = "identical to the reference" if card["is_reference"] else "NOT the reference"
+    print(f"{card['path']}  held-out accuracy {card['heldout_accuracy']:.4f}  content hash {card['content_hash']} ({same})")
     return 0

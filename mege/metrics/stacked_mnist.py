@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from mege.data.mnist import N_CLASSES
 from mege.data.stacked_mnist import encode_labels
 from mege.errors import MegeError, check
-from mege.metrics.classifier import DEFAULT_PATH, load_classifier
+from mege.metrics.classifier import load_classifier
 
 SAMPLES_PER_MODE = 26  # 26 000 samples for 1 000 modes, 260 000 for 10 000
 
@@ -127,8 +127,10 @@ def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 128, wor
 class StackedMNISTMetrics:
     """``metric(generate, data)``: modes and KLs of ``n_samples`` generated Stacked MNIST samples.
 
-    classifier_path: cached classifier (``mege classifier train``); loaded on the first call so
-        configs compose without it. Or pass ``classifier`` (a module) and optionally ``card``.
+    classifier_path: None = the committed reference classifier (the same weights for every user;
+        :mod:`mege.metrics.classifier`); or a user's own file, whose content hash is printed and
+        carried in the card. Loaded on the first call. Or pass ``classifier`` (a module) and
+        optionally ``card``.
     n_samples: None = 26 per mode (26 000 for 3 stacks, 260 000 for 4).
     batch_size: samples classified per batch (each gives n_stack digits); small batches keep the
         activations in cache (on CPU, 64–256 stacks count about twice as fast per digit as 2 000).
@@ -145,11 +147,9 @@ class StackedMNISTMetrics:
     The classifier is switched to eval mode for the count and its previous mode is restored.
     """
 
-    def __init__(self, classifier_path: str | Path | None = DEFAULT_PATH, n_samples: int | None = None,
+    def __init__(self, classifier_path: str | Path | None = None, n_samples: int | None = None,
                  batch_size: int = 128, seed: int | None = 0, classifier: nn.Module | None = None,
                  card: dict | None = None, reference: bool = False):
-        check(classifier is not None or classifier_path is not None,
-              "StackedMNISTMetrics needs classifier_path (train one with `mege classifier train`) or a classifier module")
         check(n_samples is None or int(n_samples) > 0, f"n_samples must be a positive int or null, got {n_samples}")
         check(int(batch_size) > 0, f"batch_size must be positive, got {batch_size}")
         self.classifier_path = None if classifier_path is None else Path(classifier_path).expanduser()
@@ -165,6 +165,8 @@ class StackedMNISTMetrics:
         if self.classifier is None:
             model, self.card = load_classifier(self.classifier_path)
             self.classifier = model.to(memory_format=torch.channels_last)
+            if not self.card["is_reference"]:
+                print(f"counting with {self.card['path']}, content hash {self.card['content_hash']} (not the reference classifier)")
         return self.classifier, self.card
 
     def __call__(self, generate: Callable[[int], Tensor], data) -> dict:
@@ -201,7 +203,8 @@ class StackedMNISTMetrics:
             "classifier_mode": "eval (forced during the count, previous mode restored)",
             "classifier_heldout_accuracy": card.get("heldout_accuracy"),
             "classifier_heldout": card.get("data"),
-            "classifier_sha256": card.get("sha256"),
+            "classifier_content_hash": card.get("content_hash"),
+            "classifier_is_reference": card.get("is_reference"),
             "classifier_path": card.get("path"),
             "classify_seconds": round(seconds, 3),
         }
