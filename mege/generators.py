@@ -1,4 +1,4 @@
-r"""Generators ``x = G(z)``, ``z ~ N(0, I)``; the noisy wrapper ``x = G(z) + σε``; weight EMA."""
+r"""Generators ``x = G(z)``, ``z ~ N(0, I)``; the noisy wrapper ``x = G(z) + σε`` (weight EMA: :mod:`mege.ema`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import math
 import torch
 from einops import rearrange
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from mege.energy.mlp import mlp
+from mege.nets import mlp
 from mege.errors import check
 
 
@@ -37,9 +36,11 @@ class MLPGenerator(Generator):
 
 
 class NoisyGenerator(Generator):
-    r"""``x = G(z) + σ ε``, ε ~ N(0, I): a generator with a finite entropy (DESIGN §1).
+    r"""``x = G(z) + σ ε``, ε ~ N(0, I): a generator with a finite entropy (docs/design.md §1).
 
-    σ is fixed, or learned and clamped to ``[min_sigma, max_sigma]``.
+    The type estimators ask for with ``needs_noisy_generator`` (:mod:`mege.entropy.term`) and that
+    latent MCMC samples as u = (z, ε) (:func:`mege.sampling.latent_map`): ``base`` (z ↦ G(z)),
+    ``sigma``, ``mean(z)``. σ is fixed, or learned and clamped to ``[min_sigma, max_sigma]``.
     """
 
     def __init__(self, base: Generator, sigma: float = 0.1, learn_sigma: bool = False,
@@ -65,14 +66,6 @@ class NoisyGenerator(Generator):
     def forward(self, z: Tensor) -> Tensor:
         mean = self.base(z)
         return mean + self.sigma * torch.randn_like(mean)
-
-
-def ema_of(generator: nn.Module, decay: float) -> AveragedModel:
-    """Exponential moving average of the weights (and buffers): ``θ̄ ← decay·θ̄ + (1−decay)·θ``."""
-    check(0.0 < decay < 1.0, f"ema decay must be in (0, 1) (got {decay}); set ema_decay=null to turn EMA off.")
-    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
 
 
 class DCGANGenerator(Generator):

@@ -1,6 +1,6 @@
 """Run loggers, chosen by config (``configs/logger/``): ``logger=jsonl`` (the default) or ``logger=tensorboard``.
 
-The trainer calls, in :meth:`mege.train.Trainer.fit`:
+The trainer calls, in :meth:`mege.training.trainer.Trainer.fit`:
 
 * :meth:`JsonlLogger.start` once, after the run folder is restored (``step`` > 0 when resuming);
 * :meth:`JsonlLogger.log_scalars` every ``train.log_every`` steps with the step's losses (the
@@ -18,14 +18,14 @@ The trainer calls, in :meth:`mege.train.Trainer.fit`:
 
 from __future__ import annotations
 
-import json
 import numbers
 from pathlib import Path
 from typing import Any, Iterator
 
 from mege.errors import MegeError
+from mege.run_dir import RunDir
 
-METRICS = "metrics.jsonl"
+METRICS = RunDir.METRICS
 NOT_SCALARS = ("protocol",)  # descriptive blocks of a metric row (constants, strings): not plotted
 
 
@@ -57,8 +57,7 @@ class JsonlLogger:
         pass
 
     def log_evaluation(self, row: dict[str, Any], figure: str | Path | None = None) -> None:
-        with open(self.out_dir / METRICS, "a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        RunDir(self.out_dir).append_metrics(row)
 
     def close(self) -> None:
         pass

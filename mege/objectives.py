@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mege.entropy.base import EntropyEstimator, EntropyResult
+from mege.entropy.term import EntropyTerm
 
 
 @dataclass
@@ -65,11 +66,14 @@ class GeneratorStep:
     entropy: EntropyResult
 
 
-def generator_objective(critic: nn.Module, loss, estimator: EntropyEstimator, lambda_h: float,
+def generator_objective(critic: nn.Module, loss, entropy: EntropyTerm | EntropyEstimator, lambda_h: float,
                         generator: nn.Module, z: Tensor) -> GeneratorStep:
-    """``L_G = loss.generator(U(G(z))) − λ_H · surrogate`` for one batch of latents."""
+    """``L_G = loss.generator(U(G(z))) − λ_H · surrogate`` for one batch of latents.
+
+    ``entropy`` is an :class:`~mege.entropy.term.EntropyTerm` (or a bare estimator, wrapped in one).
+    """
+    term = entropy if isinstance(entropy, EntropyTerm) else EntropyTerm(entropy)
     x = generator(z)
     energy = loss.generator(critic(x))
-    entropy = estimator(x, z=z if estimator.needs_latents else None,
-                        generator=generator if estimator.needs_generator else None)
+    entropy = term.estimate(x, z, generator)
     return GeneratorStep(energy - lambda_h * entropy.surrogate, energy, entropy)

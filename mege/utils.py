@@ -1,16 +1,15 @@
-"""Small helpers: seeding, device choice, RNG state capture, atomic file writes."""
+"""Small helpers: seeding, device choice, RNG state capture, a module's device, ``eval_mode``
+(atomic file writes: :mod:`mege.run_dir`)."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
-from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from mege.errors import MegeError, check
 
@@ -63,21 +62,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module with neither)."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[nn.Module | tuple[nn.Module, ...]]:
+    """Put modules in eval mode for the block, restoring each one's training flag afterwards;
+    yields the module (or the tuple of modules)."""
+    flags = [m.training for m in modules]
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        for m in modules:
+            m.eval()
+        yield modules[0] if len(modules) == 1 else modules
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=float)
-    atomic_write(path, write)
+        for m, flag in zip(modules, flags):
+            m.train(flag)

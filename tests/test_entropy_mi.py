@@ -64,12 +64,12 @@ def test_js_bound_is_megs_mean_bce_and_rises_with_the_matched_scores():
     """With T ≡ c: BCE = ½ [softplus(−c) + softplus(c)], so c = 0 gives ln 2 and the surrogate is −BCE.
     Raising the matched pairs' scores (and lowering the shuffled ones') must raise the surrogate."""
     est = JSMutualInformation(2, 2, hidden=8)
-    est.critic = ConstantScores(0.0)
+    est.pair = ConstantScores(0.0)
     x, z = torch.randn(16, 2), torch.randn(16, 2)
     result = est(x, z)
     assert float(result.surrogate.detach()) == pytest.approx(-math.log(2), abs=1e-6)
     assert float(result.aux_loss.detach()) == pytest.approx(math.log(2), abs=1e-6)
-    est.critic = ConstantScores(1.5)
+    est.pair = ConstantScores(1.5)
     assert float(est(x, z).surrogate.detach()) == pytest.approx(-0.5 * (F.softplus(torch.tensor(-1.5)) + F.softplus(torch.tensor(1.5))).item(), abs=1e-6)
     torch.manual_seed(0)
     est = JSMutualInformation(2, 2, hidden=8)
@@ -129,7 +129,7 @@ def test_infonce_value_for_a_known_critic(c):
     """Scores c·I: Î_NCE = c − log(e^c + n − 1) + log n — 0 for an uninformed critic, → log n as c → ∞."""
     n = 50
     est = InfoNCE(2, 2, hidden=8)
-    est.critic = DiagonalScores(c)
+    est.pair = DiagonalScores(c)
     x = torch.randn(n, 2)
     value = float(est(x, x.clone()).info["mi_nce"])
     assert value == pytest.approx(c - math.log(math.exp(c) + n - 1) + math.log(n), abs=1e-5)
@@ -148,3 +148,15 @@ def test_smile_with_a_loose_clip_reports_dv_and_follows_the_js_gradient():
     params = list(est.parameters())
     for a, b in zip(torch.autograd.grad(result.surrogate, params), torch.autograd.grad(js, params)):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_checkpoints_from_before_the_pair_network_rename_load():
+    """Before issue 14 the pair network was the attribute ``critic``: its keys load into ``pair``."""
+    from mege.entropy.mi import JSMutualInformation
+    torch.manual_seed(0)
+    new = JSMutualInformation(2, 2, hidden=8, depth=1)
+    old_keys = {k.replace("pair.", "critic.", 1): v.clone() + 1 for k, v in new.state_dict().items()}
+    assert all(k.startswith("critic.") for k in old_keys)
+    new.load_state_dict(old_keys)
+    for key, value in old_keys.items():
+        assert torch.equal(new.state_dict()[key.replace("critic.", "pair.", 1)], value)

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from mege.config import config_dir
 from mege.entropy.catalogue import CONFIG_DIR, estimator_names
-from mege.train import Trainer
+from mege.training import trainer_from_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LAMBDA, LAMBDA_END, STEPS = 0.3, 0.9, 3  # λ_H(step) = 0.3 + 0.6·step/3: 0.3, 0.5, 0.7
@@ -32,7 +32,7 @@ def config_for(name: str):
 
 @pytest.mark.parametrize("name", estimator_names())
 def test_estimator_trains_grid25_with_the_entropy_term_on_schedule(name, tmp_path):
-    trainer = Trainer(config_for(name), tmp_path)
+    trainer = trainer_from_config(config_for(name), tmp_path)
     own = [p for p in trainer.estimator.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in own]
     for step in range(2):

@@ -14,7 +14,10 @@ import pytest
 import torch
 
 from mege.energy.mlp import MLPCritic
-from mege.train import CHECKPOINT, NonFiniteError, Trainer
+from mege.run_dir import RunDir
+from mege.training import NonFiniteError, trainer_from_config
+
+CHECKPOINT = RunDir.CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -124,7 +127,7 @@ def test_injected_nan_stops_with_the_named_loss_and_keeps_the_last_good_checkpoi
 
 
 def test_save_refuses_non_finite_parameters(make_cfg, tmp_path):
-    trainer = Trainer(make_cfg("train.steps=20"), tmp_path)
+    trainer = trainer_from_config(make_cfg("train.steps=20"), tmp_path)
     trainer.fit()
     before = (tmp_path / CHECKPOINT).read_bytes()
     with torch.no_grad():
@@ -136,13 +139,13 @@ def test_save_refuses_non_finite_parameters(make_cfg, tmp_path):
 
 def test_resume_drops_rows_past_the_checkpoint_and_a_torn_line(make_cfg, tmp_path):
     cfg = make_cfg("train.steps=40", "train.eval_every=20", "train.ckpt_every=20")
-    trainer = Trainer(cfg, tmp_path)
+    trainer = trainer_from_config(cfg, tmp_path)
     trainer.fit()
     path = tmp_path / "metrics.jsonl"
     good = path.read_text()
     torch.save({**torch.load(tmp_path / CHECKPOINT, weights_only=True), "step": 20}, tmp_path / CHECKPOINT)
     path.write_text(good + '{"step": 60, "metrics": {}}\n{"step": 8')  # a row from the future, a torn line
-    trainer = Trainer(cfg, tmp_path)
+    trainer = trainer_from_config(cfg, tmp_path)
     last = trainer._restore()
     assert trainer.step == 20 and last["step"] == 20
     assert path.read_text() == good.splitlines(keepends=True)[0]

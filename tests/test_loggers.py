@@ -16,7 +16,7 @@ from conftest import TINY
 
 from mege.errors import MegeError
 from mege.loggers import JsonlLogger, TensorBoardLogger, evaluation_scalars
-from mege.train import Trainer
+from mege.training import Trainer, trainer_from_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LAMBDA, LAMBDA_END, STEPS, LR = 0.3, 0.9, 40, 1e-3
@@ -80,7 +80,7 @@ def test_tensorboard_scalars_equal_metrics_jsonl_losses_lambda_and_learning_rate
         return logs
 
     monkeypatch.setattr(Trainer, "train_step", recording)
-    trainer = Trainer(make_cfg(*TB), tmp_path)
+    trainer = trainer_from_config(make_cfg(*TB), tmp_path)
     assert isinstance(trainer.logger, TensorBoardLogger)
     trainer.fit()
     acc = events(tmp_path)
@@ -116,10 +116,10 @@ def test_resume_purges_events_after_the_checkpoint(make_cfg, tmp_path, monkeypat
     the writer purges events after it, so every tag has each step once and equals the final rows."""
     save = Trainer.save
     monkeypatch.setattr(Trainer, "save", lambda self: save(self) if self.step == 20 else None)
-    Trainer(make_cfg(*TB), tmp_path).fit()
+    trainer_from_config(make_cfg(*TB), tmp_path).fit()
     assert max(scalars(events(tmp_path))["train/critic_loss"]) == 40
     monkeypatch.setattr(Trainer, "save", save)
-    resumed = Trainer(make_cfg(*TB), tmp_path)
+    resumed = trainer_from_config(make_cfg(*TB), tmp_path)
     resumed.fit()
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2
     tb = scalars(events(tmp_path))
@@ -129,8 +129,9 @@ def test_resume_purges_events_after_the_checkpoint(make_cfg, tmp_path, monkeypat
 
 
 def test_default_logger_writes_metrics_jsonl_and_no_events(make_cfg, tmp_path):
-    trainer = Trainer(make_cfg(), tmp_path)
-    assert type(trainer.logger) is JsonlLogger and trainer.cfg.logger._target_ == "mege.loggers.JsonlLogger"
+    cfg = make_cfg()
+    trainer = trainer_from_config(cfg, tmp_path)
+    assert type(trainer.logger) is JsonlLogger and cfg.logger._target_ == "mege.loggers.JsonlLogger"
     summary = trainer.fit()
     assert [r["step"] for r in rows(tmp_path)] == [20, 40]
     assert rows(tmp_path)[-1]["metrics"] == json.loads(json.dumps(summary["metrics"], default=float))
@@ -152,7 +153,7 @@ def test_multirun_writes_one_event_folder_per_job(run_cli, tmp_path):
 def test_without_tensorboard_the_run_fails_at_start_up_naming_the_extra(make_cfg, run_cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # `import` now raises ImportError
     with pytest.raises(MegeError, match=r"pip install 'mege\[tensorboard\]'"):
-        Trainer(make_cfg("logger=tensorboard"), tmp_path / "api")
+        trainer_from_config(make_cfg("logger=tensorboard"), tmp_path / "api")
     code, out, err = run_cli("train", *TINY, "logger=tensorboard", f"hydra.run.dir={tmp_path / 'cli'}")
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]

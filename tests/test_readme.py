@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from mege.train import Trainer
+from mege.training import trainer_from_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -33,7 +33,7 @@ def test_readme_estimator_plugs_in_and_gives_the_gaussian_score(make_cfg, tmp_pa
     overrides = [tok.strip("'") for tok in command.replace("\\\n", " ").split()
                  if "=" in tok and not tok.startswith(("PYTHONPATH", "experiment"))]
     assert "entropy._target_=my_estimators.GaussianScore" in overrides
-    trainer = Trainer(make_cfg(*overrides), tmp_path / "run")
+    trainer = trainer_from_config(make_cfg(*overrides), tmp_path / "run")
     assert type(trainer.estimator).__name__ == "GaussianScore"
     summary = trainer.fit()
-    assert summary["status"] == "completed" and summary["step"] == trainer.cfg.train.steps
+    assert summary["status"] == "completed" and summary["step"] == trainer.settings.steps

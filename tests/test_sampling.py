@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mege.errors import MegeError
+from mege.generators import NoisyGenerator
 from mege.sampling import LatentMCMC, hmc, latent_map, mala, nuts, refine
 
 A = torch.tensor([1.0, 4.0, 9.0])
@@ -199,15 +200,9 @@ class Identity(nn.Module):
         return z
 
 
-class Noisy(nn.Module):
-    """x = z + σ ε, the NoisyGenerator interface (.base, .sigma, latent_dim)."""
-
-    def __init__(self, sigma):
-        super().__init__()
-        self.base, self.sigma, self.latent_dim = Identity(), torch.tensor(sigma), 3
-
-    def forward(self, z):
-        return self.base(z) + self.sigma * torch.randn_like(z)
+def Noisy(sigma: float) -> NoisyGenerator:
+    """x = z + σ ε: the noisy generator type around the identity."""
+    return NoisyGenerator(Identity(), sigma=sigma)
 
 
 class Quadratic(nn.Module):
@@ -275,10 +270,10 @@ def test_adaptation_recovers_from_a_poor_initial_step():
 
 
 class StubRun:
-    """What ``mege.train.load_run`` returns, reduced to what ``mege sample`` reads."""
+    """What ``mege.training.load_run`` returns, reduced to what ``mege sample`` reads."""
 
     def __init__(self):
-        from omegaconf import OmegaConf
+        from types import SimpleNamespace
 
         from mege.data.mixtures import grid25
         from mege.metrics.toy import ToyModeMetrics
@@ -286,7 +281,7 @@ class StubRun:
         self.generator, self.ema, self.data = Identity2d(), None, grid25()
         self.critic = GridCritic(self.data.centres)
         self.metric = ToyModeMetrics(n_samples=500)
-        self.cfg = OmegaConf.create({"train": {"eval_seed": 3}})
+        self.settings = SimpleNamespace(eval_seed=3)
 
 
 class Identity2d(Identity):
@@ -310,10 +305,10 @@ class GridCritic(nn.Module):
 def test_sample_cli_writes_samples_stats_and_landscape(tmp_path, monkeypatch, capsys):
     import json
 
-    import mege.train
-    from mege.sampling import main
+    import mege.cli.sample
+    from mege.cli.sample import main
 
-    monkeypatch.setattr(mege.train, "load_run", lambda run_dir: StubRun())
+    monkeypatch.setattr(mege.cli.sample, "load_run", lambda run_dir: StubRun())
     out = tmp_path / "out"
     assert main([str(tmp_path), "--steps", "40", "--out", str(out), "--chains-plotted", "5"]) == 0
     printed = capsys.readouterr().out

@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mege.entropy.base import EntropyEstimator, EntropyResult, flatten
 from mege.errors import MegeError
-from mege.train import CHECKPOINT, Interrupted, NonFiniteError, NonFiniteWatch, Trainer, ema_update, load_run
+from mege.run_dir import RunDir
+from mege.training import Interrupted, NonFiniteError, NonFiniteWatch, Trainer, load_run, trainer_from_config
+
+CHECKPOINT = RunDir.CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -78,12 +80,12 @@ def fail_at(trainer: Trainer, step: int, action) -> None:
 
 def test_resume_from_interval_checkpoint_matches_uninterrupted(make_cfg, tmp_path):
     cfg = make_cfg("train.steps=60", "train.eval_every=10", "train.ckpt_every=20", "data.std=0.2")
-    reference = Trainer(cfg, tmp_path / "ref")
+    reference = trainer_from_config(cfg, tmp_path / "ref")
     summary = reference.fit()
     assert summary["status"] == "completed" and summary["step"] == 60
     assert summary["metrics"]["hq_fraction"] > 0  # metrics that can differ
 
-    crashed = Trainer(cfg, tmp_path / "run")
+    crashed = trainer_from_config(cfg, tmp_path / "run")
 
     def crash():
         raise RuntimeError("simulated crash")
@@ -93,7 +95,7 @@ def test_resume_from_interval_checkpoint_matches_uninterrupted(make_cfg, tmp_pat
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
     assert [r["step"] for r in rows(tmp_path / "run")] == [10, 20, 30]  # row 30 is past the checkpoint (20)
 
-    resumed = Trainer(cfg, tmp_path / "run")
+    resumed = trainer_from_config(cfg, tmp_path / "run")
     summary_resumed = resumed.fit()
     assert same(summary_resumed["metrics"], summary["metrics"])
     assert same(summary_resumed["ema_metrics"], summary["ema_metrics"])
@@ -107,10 +109,10 @@ def test_resume_from_interval_checkpoint_matches_uninterrupted(make_cfg, tmp_pat
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_checkpoint_exits_and_resumes(make_cfg, tmp_path, signum):
     cfg = make_cfg("train.steps=40", "train.ckpt_every=20")
-    reference = Trainer(cfg, tmp_path / "ref")
+    reference = trainer_from_config(cfg, tmp_path / "ref")
     reference.fit()
 
-    run = Trainer(cfg, tmp_path / "run")
+    run = trainer_from_config(cfg, tmp_path / "run")
     fail_at(run, 27, lambda: signal.raise_signal(signum))
     with pytest.raises(Interrupted) as info:
         run.fit()
@@ -122,13 +124,13 @@ def test_signal_saves_checkpoint_exits_and_resumes(make_cfg, tmp_path, signum):
     assert signal.getsignal(signum) is not run  # handlers restored
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
-    resumed = Trainer(cfg, tmp_path / "run")
+    resumed = trainer_from_config(cfg, tmp_path / "run")
     assert resumed.fit()["status"] == "completed"
     assert_same_run(reference, resumed, tmp_path / "ref", tmp_path / "run")
 
 
 def test_checkpoint_loads_with_weights_only(make_cfg, tmp_path):
-    Trainer(make_cfg("train.steps=20"), tmp_path).fit()
+    trainer_from_config(make_cfg("train.steps=20"), tmp_path).fit()
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert state["step"] == 20
     assert set(state["modules"]) == {"critic", "generator", "entropy", "ema"}
@@ -158,36 +160,13 @@ class NoSync(TorchDispatchMode):
 
 @pytest.mark.parametrize("entropy", ["mi_js", "none"])
 def test_train_step_never_reads_tensors_back(make_cfg, tmp_path, entropy):
-    trainer = Trainer(make_cfg(f"entropy={entropy}", "train.critic_steps=2"), tmp_path)
+    trainer = trainer_from_config(make_cfg(f"entropy={entropy}", "train.critic_steps=2"), tmp_path)
     trainer.train_step()  # first step: EMA copy, optimiser state creation
     with NoSync() as mode:
         for step in range(2, 4):
             logs = trainer.train_step()
             trainer.watch.update(logs, step)
     assert mode.reads == [], mode.reads[0]
-
-
-def test_ema_update_is_averaged_model_arithmetic():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
-    ours = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
-    theirs = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
-    for i in range(4):
-        model.train()(torch.randn(8, 3))  # moves BatchNorm running stats and its integer counter
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p))
-        ema_update(ours, model, 0.9, first=i == 0)
-        theirs.update_parameters(model)
-    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
-        assert torch.equal(a, b), name
-    # by hand for one weight: θ̄ = θ_0, then θ̄ ← 0.9 θ̄ + 0.1 θ
-    lin = torch.nn.Linear(1, 1, bias=False)
-    ema = AveragedModel(lin, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
-    for i, w in enumerate([2.0, 4.0, 6.0]):
-        lin.weight.data.fill_(w)
-        ema_update(ema, lin, 0.9, first=i == 0)
-    assert ema.module.weight.item() == pytest.approx((2.0 * 0.9 + 0.4) * 0.9 + 0.6)
 
 
 def test_non_finite_watch_names_first_bad_loss_and_step():
@@ -204,16 +183,16 @@ def test_non_finite_watch_names_first_bad_loss_and_step():
 def test_target_outside_allowed_modules_is_refused(make_cfg, tmp_path):
     with pytest.raises(MegeError, match=r"_target_ 'os\.system' is outside the allowed modules \['mege\.', "
                                         r"'torch\.optim\.'\]; add its module to allowed_targets"):
-        Trainer(make_cfg("entropy=none", "+entropy.command=ls", "entropy._target_=os.system"), tmp_path)
+        trainer_from_config(make_cfg("entropy=none", "+entropy.command=ls", "entropy._target_=os.system"), tmp_path)
     with pytest.raises(MegeError, match=r"_target_ 'subprocess\.run' is outside the allowed modules"):
-        Trainer(make_cfg("optim.critic._target_=subprocess.run"), tmp_path)
+        trainer_from_config(make_cfg("optim.critic._target_=subprocess.run"), tmp_path)
 
 
 def test_user_estimator_plugs_in_by_target(make_cfg, tmp_path):
     """The compose API with the class's importable name, in this process."""
     target = f"{__name__}.SpreadEstimator"
     cfg = make_cfg("entropy=none", f"entropy._target_={target}", f"allowed_targets=[{__name__}.]", "train.steps=20")
-    trainer = Trainer(cfg, tmp_path)
+    trainer = trainer_from_config(cfg, tmp_path)
     assert isinstance(trainer.estimator, SpreadEstimator)
     logs = trainer.train_step()
     assert set(logs) >= {"entropy_value", "entropy/spread"}
@@ -237,35 +216,14 @@ def test_user_estimator_plugs_in_through_the_cli(tmp_path):
 
 
 def test_lambda_h_schedule_is_linear_from_start_to_end(make_cfg, tmp_path):
-    trainer = Trainer(make_cfg("lambda_h=2.0", "lambda_h_end=0.5", "train.steps=40"), tmp_path)
+    trainer = trainer_from_config(make_cfg("lambda_h=2.0", "lambda_h_end=0.5", "train.steps=40"), tmp_path)
     values = []
     for step in (0, 10, 20, 40, 50):
         trainer.step = step
         values.append(trainer.lambda_h())
     assert values == pytest.approx([2.0, 1.625, 1.25, 0.5, 0.5])
-    constant = Trainer(make_cfg("lambda_h=0.7", "train.steps=40"), tmp_path / "c")
+    constant = trainer_from_config(make_cfg("lambda_h=0.7", "train.steps=40"), tmp_path / "c")
     constant.step = 30
     assert constant.lambda_h() == 0.7
     with pytest.raises(MegeError, match="lambda_h_end must be ≥ 0"):
-        Trainer(make_cfg("lambda_h_end=-1"), tmp_path / "bad")
-
-
-def test_ema_warmup_follows_the_schedule_and_caps_at_decay():
-    from mege.train import ema_decay_at
-    assert [ema_decay_at(0.999, t, True) for t in (0, 1, 90)] == [0.1, 2 / 11, 0.91]
-    assert ema_decay_at(0.999, 10**6, True) == 0.999
-    assert ema_decay_at(0.999, 0, False) == 0.999
-    # After 1 000 updates of a constant weight w=1 from θ_0=0 the warm-up average is much nearer to 1.
-    lin = torch.nn.Linear(1, 1, bias=False)
-    def average_after_1000(warmup: bool) -> float:
-        ema = AveragedModel(lin, use_buffers=True)
-        lin.weight.data.fill_(0.0)
-        ema_update(ema, lin, 0.999, first=True)
-        lin.weight.data.fill_(1.0)
-        for t in range(1, 1001):
-            ema_update(ema, lin, ema_decay_at(0.999, t, warmup), first=False)
-        return ema.module.weight.item()
-
-    plain = average_after_1000(False)
-    assert plain == pytest.approx(1 - 0.999**1000, rel=1e-5) and plain < 0.64
-    assert average_after_1000(True) > 0.999
+        trainer_from_config(make_cfg("lambda_h_end=-1"), tmp_path / "bad")

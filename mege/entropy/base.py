@@ -11,8 +11,8 @@ For score-based estimators, with ``s(x) = ∇_x log p_θ(x)``,
 A subclass of :class:`ScoreEstimator` implements only :meth:`ScoreEstimator.score`.
 Value estimators (KDE, kNN, flow cross-entropy) return a differentiable ``value`` and use it
 as the surrogate. Estimators with parameters of their own (an MI critic, a flow) return an
-``aux_loss``; the trainer owns their optimiser and backpropagates ``aux_loss`` into the
-estimator's parameters only.
+``aux_loss``; :class:`mege.entropy.term.EntropyTerm` owns their optimiser and backpropagates
+``aux_loss`` into the estimator's parameters only.
 
 Class-level flags say what an estimator needs and gives; the generic contract tests check
 that they are honest.
@@ -51,14 +51,16 @@ class EntropyEstimator(nn.Module):
     Flags (class attributes):
       needs_latents: forward needs the latents ``z`` with ``x = G(z)``.
       needs_generator: forward needs the generator module itself.
+      needs_noisy_generator: that generator must be a :class:`mege.generators.NoisyGenerator`.
       gives_value: ``value`` is an entropy estimate in nats (not None).
       value_bound: 'upper', 'lower' or None (an estimate with no guaranteed side).
-      fit_steps: extra optimisation steps of ``aux_loss`` the trainer takes per generator step
+      fit_steps: extra optimisation steps of ``aux_loss`` the entropy term takes per generator step
         (on detached samples) before the joint step.
     """
 
     needs_latents: ClassVar[bool] = False
     needs_generator: ClassVar[bool] = False
+    needs_noisy_generator: ClassVar[bool] = False
     gives_value: ClassVar[bool] = False
     value_bound: ClassVar[Literal["upper", "lower"] | None] = None
     fit_steps: int = 0

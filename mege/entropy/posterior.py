@@ -27,7 +27,9 @@ Both proposals start at the true z: the chain (or the proposal cloud) must move 
 because ``−(x − G(z))/σ² = −ε/σ`` at the true z is uncorrelated with z and gives an
 entropy gradient of zero in expectation. Short chains therefore shrink the gradient.
 
-The generator must expose ``mean(z)`` (= G(z)) and ``sigma`` (mege.generators.NoisyGenerator).
+The generator must be a :class:`mege.generators.NoisyGenerator` (``mean(z)`` = G(z), ``sigma``); the
+estimators say so with ``needs_noisy_generator``. HMC's integrator and the energy gradient are
+:mod:`mege.mcmc.ops`'.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ from torch import Tensor, nn
 
 from mege.entropy.base import EntropyEstimator, EntropyResult, flatten, score_surrogate
 from mege.errors import check
+from mege.generators import NoisyGenerator
+from mege.mcmc.ops import leapfrog, value_and_grad
 
 
 def _noisy_parts(estimator: EntropyEstimator, z: Tensor | None, generator: nn.Module | None) -> Tensor:
     name = type(estimator).__name__
     check(z is not None and generator is not None, f"{name} needs the latents and the generator; call it as estimator(x, z, generator).")
-    check(hasattr(generator, "mean") and hasattr(generator, "sigma"),
+    check(isinstance(generator, NoisyGenerator),
           f"{name} needs a noisy generator x = G(z) + σε; use generator=noisy_mlp (or wrap yours in mege.generators.NoisyGenerator).")
     return torch.as_tensor(generator.sigma).detach()
 
@@ -57,11 +61,7 @@ def log_joint(z: Tensor, x: Tensor, generator: nn.Module, sigma: Tensor) -> Tens
 
 
 def _log_joint_and_grad(z: Tensor, x: Tensor, generator: nn.Module, sigma: Tensor) -> tuple[Tensor, Tensor]:
-    with torch.enable_grad():
-        z = z.detach().requires_grad_(True)
-        value = log_joint(z, x, generator, sigma)
-        (grad,) = torch.autograd.grad(value.sum(), z)
-    return value.detach(), grad
+    return value_and_grad(lambda q: log_joint(q, x, generator, sigma), z)
 
 
 class HMCPosteriorScore(EntropyEstimator):
@@ -69,6 +69,7 @@ class HMCPosteriorScore(EntropyEstimator):
 
     needs_latents = True
     needs_generator = True
+    needs_noisy_generator = True
 
     def __init__(self, steps: int = 6, burn_in: int = 2, leapfrog: int = 5, step_size: float = 0.1,
                  target_accept: float = 0.67, adapt_rate: float = 0.2, jitter: float = 0.5):
@@ -88,13 +89,8 @@ class HMCPosteriorScore(EntropyEstimator):
             spread = 1 + self.jitter * (2 * torch.rand(z.shape[0], 1, dtype=z.dtype, device=z.device) - 1)
             eps = self.step_size.to(z.dtype) * spread  # per-chain jitter breaks periodic trajectories
             momentum = torch.randn_like(current)
-            q, p, g = current, momentum + 0.5 * eps * grad, grad
-            for i in range(self.leapfrog):
-                q = q + eps * p
-                new_log_p, g = _log_joint_and_grad(q, x, generator, sigma)
-                if i < self.leapfrog - 1:
-                    p = p + eps * g
-            p = p + 0.5 * eps * g
+            q, p, new_log_p, g = leapfrog(current, momentum, grad, eps, self.leapfrog,
+                                          lambda q: _log_joint_and_grad(q, x, generator, sigma))
             log_ratio = new_log_p - log_p - 0.5 * (p.pow(2).sum(1) - momentum.pow(2).sum(1))
             accept = torch.rand_like(log_ratio).log() < log_ratio
             current = torch.where(accept[:, None], q, current)
@@ -125,6 +121,7 @@ class ImportancePosteriorScore(EntropyEstimator):
 
     needs_latents = True
     needs_generator = True
+    needs_noisy_generator = True
 
     def __init__(self, samples: int = 20, proposal_scale: float = 1.0, learn_scale: bool = True):
         super().__init__()

@@ -1,7 +1,7 @@
 r"""Kernel score estimators from Stein's identity: gradients only, no entropy value.
 
 Both use the RBF kernel ``k(x, y) = exp(−‖x − y‖² / 2h²)`` on the batch, K_ij = k(x_i, x_j),
-with a bandwidth rule from :mod:`mege.entropy.kde` (default: ``h² = median ‖x_i − x_j‖² / 2``).
+with a bandwidth rule from :mod:`mege.entropy.bandwidth` (default: ``h² = median ‖x_i − x_j‖² / 2``).
 
 **Stein gradient estimator** (Li & Turner 2018). Stein's identity
 ``E_q[k(x, ·) ∇log q(x) + ∇_x k(x, ·)] = 0`` at the samples, ridge-regularised, gives
@@ -25,22 +25,8 @@ import torch
 from torch import Tensor
 
 from mege.entropy.base import ScoreEstimator
-from mege.entropy.kde import Bandwidth, squared_distances
+from mege.entropy.bandwidth import Bandwidth, MedianDistanceBandwidth, squared_distances  # noqa: F401 — re-exported for configs
 from mege.errors import check
-
-
-class MedianDistanceBandwidth(Bandwidth):
-    """``h = scale · sqrt(median_{i≠j} ‖x_i − x_j‖² / 2)``: the kernel is e^{−1/2·scale⁻²} at the median distance/√2."""
-
-    def __init__(self, scale: float = 1.0):
-        super().__init__()
-        self.scale = float(scale)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n = x.shape[0]
-        sq = squared_distances(x)
-        off_diagonal = sq[~torch.eye(n, dtype=torch.bool, device=x.device)]
-        return self.scale * (off_diagonal.median() / 2).clamp_min(1e-24).sqrt()
 
 
 def rbf_kernel(x: Tensor, h: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from mege.data.mixtures import GaussianMixture
 from mege.errors import check
+from mege.generators import NoisyGenerator
 
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
@@ -188,18 +189,22 @@ def ring_mixture(d: int = 2, modes: int = 8, radius: float = 2.0, std: float = 0
     return MixtureTask(GaussianMixture(centres.float(), std), name=f"mixture{modes}-d{d}", mc_samples=mc_samples)
 
 
-class LinearNoisyGenerator(nn.Module):
-    """``x = A z + σ ε`` with the NoisyGenerator interface: ``.base`` (z ↦ Az), ``.sigma``, ``mean(z)``."""
+class LinearNoisyGenerator(NoisyGenerator):
+    """``x = A z + σ ε``: a :class:`~mege.generators.NoisyGenerator` with ``base`` z ↦ Az and a fixed σ."""
 
     def __init__(self, weight: Tensor, sigma: float):
-        super().__init__()
+        nn.Module.__init__(self)
         d, k = weight.shape
         self.latent_dim = k
         self.shape = (d,)
         self.base = nn.Linear(k, d, bias=False)
         with torch.no_grad():
             self.base.weight.copy_(weight)
-        self.register_buffer("sigma", torch.tensor(float(sigma)))
+        self.register_buffer("fixed_sigma", torch.tensor(float(sigma)))
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.fixed_sigma
 
     @property
     def A(self) -> Tensor:

@@ -1,0 +1,7 @@
+"""``python -m mege.cli <command> ...``."""
+
+import sys
+
+from mege.cli import main
+
+sys.exit(main())
