@@ -11,7 +11,7 @@ from mege.run_dir import RunDir
 from mege.tables import format_table
 from mege.training.guards import Interrupted, NonFiniteError, NonFiniteWatch, StopSignals
 from mege.training.settings import validate
-from mege.training.trainer import load_run, trainer_from_config
+from mege.training.runs import load_run, trainer_from_config
 
 CHECKPOINT = RunDir.CHECKPOINT
 Trainer = trainer_from_config  # Trainer(cfg, out_dir), as before the redesign

@@ -19,6 +19,7 @@ from torch import nn
 from mege.entropy.base import EntropyEstimator, EntropyResult, flatten
 from mege.entropy.catalogue import CONFIG_DIR, catalogue, estimator_names, known_estimators, unknown_estimator_message
 from mege.entropy.none import NoEntropy
+from mege.entropy.term import estimate
 from mege.generators import NoisyGenerator
 from mege.metrics.entropy_tasks import LinearGaussianTask
 
@@ -48,16 +49,15 @@ def build(path, seed: int = 0, shape: tuple[int, ...] = (X_DIM,)):
     cfg = OmegaConf.create({"x_dim": int(torch.tensor(shape).prod()), "z_dim": Z_DIM, "entropy": OmegaConf.load(path)})
     estimator = hydra.utils.instantiate(cfg.entropy)
     generator = TinyGenerator(Z_DIM, shape)
-    if estimator.needs_generator:
+    if estimator.needs_noisy_generator:
         generator = NoisyGenerator(generator, sigma=0.3)
     z = generator.sample_latent(N)
     return estimator, generator, z, generator(z)
 
 
 def call(estimator: EntropyEstimator, generator, z, x) -> EntropyResult:
-    """Exactly as the trainer (mege.objectives.generator_objective) calls an estimator."""
-    return estimator(x, z=z if estimator.needs_latents else None,
-                     generator=generator if estimator.needs_generator else None)
+    """Exactly as training calls an estimator (through mege.entropy.term.EntropyTerm)."""
+    return estimate(estimator, x, z, generator)
 
 
 def trainable(module: nn.Module) -> list[torch.Tensor]:

@@ -10,8 +10,8 @@ Per generator step:
 
 :class:`Trainer` gets finished :class:`~mege.training.build.Components`, frozen
 :class:`~mege.training.settings.Settings` and a :class:`~mege.run_dir.RunDir`; it instantiates
-nothing and never reads the config. :func:`trainer_from_config` and :func:`load_run` put the three
-together.
+nothing and never reads the config. :func:`mege.training.runs.trainer_from_config` and
+:func:`~mege.training.runs.load_run` put the three together.
 
 Speed (``experiments/bench/results.md``): the hot loop reads plain settings; nothing in
 :meth:`Trainer.train_step` waits for the device (losses stay device tensors, the
@@ -39,19 +39,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from tqdm import tqdm
 
 import mege
 from mege.ema import averaged
-from mege.errors import MegeError, check
+from mege.errors import MegeError
 from mege.objectives import critic_objective, generator_objective
 from mege.run_dir import RunDir
-from mege.training.build import Components, build, first_line
+from mege.training.build import Components, first_line
 from mege.training.guards import Interrupted, NonFiniteWatch, StopSignals, check_finite_parameters
 from mege.training.settings import Settings
-from mege.utils import eval_mode, pick_device, rng_state, set_rng_state
+from mege.utils import eval_mode, rng_state, set_rng_state
 
 
 class Trainer:
@@ -281,29 +280,3 @@ class Trainer:
         bar.close()
         self.elapsed = time.perf_counter() - start
         return self.write_summary("completed", last)
-
-
-def trainer_from_config(cfg: DictConfig, run_dir: str | Path | RunDir) -> Trainer:
-    """Validate ``cfg`` into settings, build the components, and make the trainer."""
-    settings = Settings.from_config(cfg, pick_device(cfg.device))
-    return Trainer(build(cfg, settings), settings, run_dir)
-
-
-def load_run(run_dir: str | Path, checkpoint: bool = True, **overrides) -> Trainer:
-    """A trainer rebuilt from ``run_dir/config.yaml`` with the weights of its checkpoint."""
-    run = RunDir(run_dir)
-    check(run.path.is_dir(), f"run directory {run} does not exist; pass a folder written by `mege train` "
-                             f"(it holds config.yaml and checkpoint.pt).")
-    check(run.config.exists(), f"{run} has no config.yaml; pass a folder written by `mege train`.")
-    try:
-        cfg = OmegaConf.load(run.config)
-    except Exception as err:  # noqa: BLE001 — a yaml or omegaconf parse error
-        raise MegeError(f"{run.config} is not a readable config ({first_line(err)}); "
-                        f"restore it from the run's .hydra/config.yaml.") from None
-    for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value)
-    trainer = trainer_from_config(cfg, run)
-    if checkpoint:
-        check(run.checkpoint.exists(), f"{run} has no {RunDir.CHECKPOINT}; train it first (`mege resume {run}`).")
-        trainer.load()
-    return trainer
