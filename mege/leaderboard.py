@@ -434,7 +434,7 @@ def plot_frontier(points: list[Point], param: str, context: tuple, path: Path, m
                 ax.legend(fontsize=6.5, loc="best")
             elif col == 0:
                 ax.legend(fontsize=6.5, loc="best")
-    fig.suptitle(f"{param} frontier — {_context_title(context)} (mean ± s.e. over seeds; raw solid, EMA dashed)", fontsize=11)
+    fig.suptitle(f"{param} frontier — {_context_title(context)}\n(mean ± s.e. over seeds; raw solid, EMA dashed)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
