@@ -227,3 +227,15 @@ def test_lambda_h_schedule_is_linear_from_start_to_end(make_cfg, tmp_path):
     assert constant.lambda_h() == 0.7
     with pytest.raises(MegeError, match="lambda_h_end must be ≥ 0"):
         trainer_from_config(make_cfg("lambda_h_end=-1"), tmp_path / "bad")
+
+
+def test_an_estimator_yaml_may_carry_its_own_optimizer(make_cfg, tmp_path):
+    """`entropy.optimizer` (a _partial_ in the estimator's yaml) is the entropy term's optimiser;
+    without it optim.entropy is used."""
+    own = trainer_from_config(make_cfg("+entropy.optimizer._target_=torch.optim.SGD", "+entropy.optimizer._partial_=true",
+                                       "+entropy.optimizer.lr=0.5"), tmp_path / "own")
+    assert type(own.entropy.optimizer) is torch.optim.SGD and own.entropy.optimizer.param_groups[0]["lr"] == 0.5
+    assert own.optimizers["entropy"] is own.entropy.optimizer
+    default = trainer_from_config(make_cfg(), tmp_path / "default")
+    assert type(default.entropy.optimizer) is torch.optim.Adam
+    assert not hasattr(default.estimator, "optimizer") and not hasattr(own.estimator, "optimizer")

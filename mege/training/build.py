@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from mege.config import instantiate
@@ -61,8 +61,10 @@ class Components:
         return out
 
 
-def _optimizer(cfg: DictConfig, name: str) -> Callable[[list[Tensor]], torch.optim.Optimizer]:
-    build = instantiate(cfg.optim[name], cfg.get("allowed_targets"), where=f"optim.{name}")
+def _optimizer(cfg: DictConfig, name: str, node: DictConfig | None = None) -> Callable[[list[Tensor]], torch.optim.Optimizer]:
+    """The ``_partial_`` optimiser ``node`` (default ``optim.<name>``), its errors as one-line fixes."""
+    node = cfg.optim[name] if node is None else node
+    build = instantiate(node, cfg.get("allowed_targets"), where=f"optim.{name}")
 
     def make(params: list[Tensor]) -> torch.optim.Optimizer:
         try:
@@ -83,7 +85,11 @@ def build(cfg: DictConfig, settings: Settings) -> Components:
     generator = instantiate(cfg.generator, allowed, where="generator").to(device)
     loss = instantiate(cfg.loss, allowed, where="loss")
     penalty = instantiate(cfg.penalty, allowed, where="penalty").to(device)
-    estimator = instantiate(cfg.entropy, allowed, where="entropy").to(device)
+    # an estimator's yaml may carry its own optimiser (`optimizer:`, a _partial_); else optim.entropy
+    own_optimizer = cfg.entropy.get("optimizer")
+    estimator_node = cfg.entropy if own_optimizer is None else OmegaConf.create(
+        {k: v for k, v in OmegaConf.to_container(cfg.entropy, resolve=True).items() if k != "optimizer"})
+    estimator = instantiate(estimator_node, allowed, where="entropy").to(device)
     metric = instantiate(cfg.metric, allowed, where="metric")
     ema = ema_or_none(generator, cfg.get("ema_decay"), bool(cfg.get("ema_warmup", False)))
     check_shapes(data, critic, generator, estimator, cfg, settings)
@@ -95,7 +101,7 @@ def build(cfg: DictConfig, settings: Settings) -> Components:
 
     optimizers = {"critic": _optimizer(cfg, "critic")(trainable(critic)),
                   "generator": _optimizer(cfg, "generator")(trainable(generator))}
-    entropy = EntropyTerm(estimator, _optimizer(cfg, "entropy") if trainable(estimator) else None)
+    entropy = EntropyTerm(estimator, _optimizer(cfg, "entropy", own_optimizer) if trainable(estimator) else None)
     if entropy.optimizer is not None:
         optimizers["entropy"] = entropy.optimizer
     schedule = cfg.optim.get("schedule")
