@@ -119,9 +119,10 @@ def param_of(run: Run, param: str) -> float:
 
 
 def context_keys(runs: list[Run], param: str) -> list[str]:
-    """Swept override keys other than the estimator, the parameter, seeds and launch keys."""
-    varying, _ = swept_keys(runs)
-    return [k for k in varying if k not in (ESTIMATOR_KEY, param) and k not in HOW_KEYS and not _is_seed_key(k)]
+    """Swept override keys other than the estimator, the parameter, seeds and launch keys (+ a fixed ``experiment``)."""
+    varying, fixed = swept_keys(runs)
+    keys = [k for k in varying if k not in (ESTIMATOR_KEY, param) and k not in HOW_KEYS and not _is_seed_key(k)]
+    return keys + (["experiment"] if "experiment" in fixed and "experiment" not in keys else [])  # named in titles
 
 
 def collect_points(runs: list[Run], param: str = "lambda_h") -> list[Point]:

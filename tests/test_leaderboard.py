@@ -23,6 +23,7 @@ TARGETS = {"none": "mege.entropy.none.NoEntropy", "knn": "mege.entropy.knn.KLEnt
 # t quantiles written out (tables; also checked against scipy below)
 T975_DF2 = 4.302652729911275
 T975_DF4 = 2.7764451051977987
+R8 = (("experiment", "ring8_collapse"),)  # the context: the fixed experiment override
 
 
 def make_run(root, name, entropy, lam, seed, modes, hq, akl, ema_shift=0.0, experiment="ring8_collapse", status="completed"):
@@ -97,12 +98,12 @@ def test_frontier_means_se_and_operating_point(frontier_dir):
     assert p.family == "kNN"
 
     chosen = lb.operating_points(points)
-    pick, reason = chosen[((), "knn")]
+    pick, reason = chosen[(R8, "knn")]
     assert pick is knn[0.1], "mean HQ exactly 0.80 qualifies; KL tie 0.15 vs 0.15 goes to the smaller λ"
     assert "3 of 4" in reason  # 0.01, 0.1, 0.3 qualify; 1.0 does not
-    mi_pick, mi_reason = chosen[((), "mi_js")]
+    mi_pick, mi_reason = chosen[(R8, "mi_js")]
     assert mi_pick is None and "no value reaches" in mi_reason and "74.7 %" in mi_reason  # best HQ (0.70+0.75+0.79)/3
-    assert ((), "none") not in chosen
+    assert (R8, "none") not in chosen
 
 
 def test_rule_threshold_and_ties_are_strict():

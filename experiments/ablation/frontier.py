@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out = (args.out or Path("outputs/ablation") / args.experiment).resolve()
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    (args.out / "command.txt").write_text("python experiments/ablation/frontier.py " + " ".join(argv or sys.argv[1:]) + "\n")
     names = args.estimators or all_estimators()
     if "none" in names:  # the reference first
         names = ["none"] + [n for n in names if n != "none"]
@@ -151,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         ok &= sweep(args, f"leaderboard_{name}", args.out / "leaderboard" / name,
                     [f"entropy={name}", f"lambda_h={value:g}", f"seed={board}", *extra], len(args.board_seeds))
         reports(args)
-    (args.out / "command.txt").write_text("python experiments/ablation/frontier.py " + " ".join(argv or sys.argv[1:]) + "\n")
     return 0 if ok else 1
 
 

@@ -1,0 +1,81 @@
+"""Write experiments/ablation/leaderboard_<experiment>.md from a study folder of frontier.py.
+
+    python experiments/ablation/assemble.py outputs/ablation/ring8_collapse [--dest experiments/ablation]
+
+Copies the frontier plot next to it and stitches: the study command, the code it ran, every
+sweep's wall time (times.tsv), the runs finished and not finished, then the frontier table with
+the operating points and the leaderboard table with its paired intervals, as `mege report
+--frontier lambda_h` / `--leaderboard` wrote them. Rerunnable at any point of a partial study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from mege.report import build_report
+
+
+def count(folder: Path) -> tuple[int, int, list[str]]:
+    if not folder.is_dir():
+        return 0, 0, []
+    runs = build_report(folder).runs
+    other = [f"{r.name} ({r.reason})" for r in runs if not r.included]
+    return len(runs), sum(r.included for r in runs), other
+
+
+def body(path: Path) -> str:
+    if not path.is_file():
+        return "_(not made yet)_\n"
+    lines = path.read_text().splitlines()
+    return "\n".join("#" + line if line.startswith("#") else line for line in lines[1:]) + "\n"  # demote headings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path)
+    parser.add_argument("--dest", type=Path, default=Path("experiments/ablation"))
+    parser.add_argument("--note", default="", help="text placed under the title (status, reading)")
+    args = parser.parse_args(argv)
+    name = args.study.name
+    args.dest.mkdir(parents=True, exist_ok=True)
+    png = args.study / "frontier_report" / "frontier.png"
+    plot = None
+    if png.is_file():
+        plot = args.dest / f"frontier_{name}.png"
+        shutil.copyfile(png, plot)
+    command = (args.study / "command.txt").read_text().strip() if (args.study / "command.txt").is_file() else "?"
+    times = (args.study / "times.tsv").read_text().strip().splitlines() if (args.study / "times.tsv").is_file() else []
+    chosen = json.loads((args.study / "operating_points.json").read_text()) if (args.study / "operating_points.json").is_file() else {}
+    out = [f"# Estimator leaderboard on `{name}` (issue 13)", ""]
+    if args.note:
+        out += [args.note, ""]
+    out += ["Rule, grids, protocol and pilots: [README.md](README.md). Command (resumable: the same command continues a "
+            "stopped study):", "", "```bash", command, "```", ""]
+    out += ["Wall time of each sweep (label, start and end UTC, wall, runs completed; two runs at a time, one thread each):", ""]
+    out += ["| sweep | start | end | wall | completed | rc |", "|---|---|---|---|---|---|"]
+    out += ["| " + " | ".join(line.split("\t")) + " |" for line in times] or ["| (none yet) | | | | | |"]
+    out.append("")
+    for stage in ("frontier", "leaderboard"):
+        found, done, other = count(args.study / stage)
+        out.append(f"- {stage}: {found} run folders, {done} completed" + (f"; not aggregated: {'; '.join(other)}" if other else "") + ".")
+    if chosen:
+        out.append("- operating points: " + "; ".join(
+            f"`{k}` → {'λ_H = %g' % v['lambda_h'] if v['lambda_h'] is not None else 'none'}" for k, v in chosen.items()) + ".")
+    out.append("")
+    out += ["## Frontier", ""]
+    if plot:
+        out += [f"![frontier]({plot.name})", ""]
+    out.append(body(args.study / "frontier_report" / "frontier.md").replace("![frontier](frontier.png)\n", ""))
+    out += ["## Leaderboard (fresh seeds 10–14)", ""]
+    out.append(body(args.study / "leaderboard_report" / "leaderboard.md"))
+    dest = args.dest / f"leaderboard_{name}.md"
+    dest.write_text("\n".join(out))
+    print(dest, plot or "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
