@@ -138,12 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         extra = EXTRA.get(name, [])
         values = grid(name)
+        frontier_done = completed(args.out / "frontier" / name) >= len(values) * len(args.seeds)
         if "frontier" in args.stages:
-            ok &= sweep(args, f"frontier_{name}", args.out / "frontier" / name,
-                        [f"entropy={name}", f"lambda_h={_fmt(values)}", f"seed={seeds}", *extra],
-                        len(values) * len(args.seeds))
+            frontier_done = sweep(args, f"frontier_{name}", args.out / "frontier" / name,
+                                  [f"entropy={name}", f"lambda_h={_fmt(values)}", f"seed={seeds}", *extra],
+                                  len(values) * len(args.seeds))
+            ok &= frontier_done
         chosen = reports(args)
         if "leaderboard" not in args.stages:
+            continue
+        if name != "none" and not frontier_done:  # the rule needs the whole frontier
+            print(f"[leaderboard_{name}] skipped: its frontier is not complete (rerun the command)", flush=True)
+            ok = False
             continue
         value = 0.0 if name == "none" else (chosen.get(name) or {}).get("lambda_h")
         if value is None:
