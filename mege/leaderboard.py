@@ -375,9 +375,9 @@ def leaderboard_markdown(points: list[Point], param: str, min_hq: float = MIN_HQ
     return "\n".join(lines)
 
 
-def plot_frontier(points: list[Point], param: str, context: tuple, path: Path, min_hq: float = MIN_HQ) -> None:
+def plot_frontier(points: list[Point], param: str, context: tuple, path: Path, min_hq: float = MIN_HQ) -> list[str]:
     """Rows: modes, HQ, assigned KL; columns: families; one line per estimator (raw solid, EMA dashed);
-    none = grey line with ± s.e. band; the chosen operating point starred."""
+    none = grey line with ± s.e. band; the chosen operating point starred. Returns the column families."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -439,6 +439,7 @@ def plot_frontier(points: list[Point], param: str, context: tuple, path: Path, m
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return families
 
 
 def points_json(points: list[Point], min_hq: float = MIN_HQ) -> dict:

@@ -240,3 +240,10 @@ def test_study_driver_grids_and_skip(tmp_path):
     make_run(tmp_path / "s", "0", "knn", 0.1, 0, 8, 0.9, 0.1)
     make_run(tmp_path / "s", "1", "knn", 0.1, 1, 8, 0.9, 0.1, status="running")
     assert drv.completed(tmp_path / "s") == 1
+
+
+def test_frontier_plot_one_column_per_family(frontier_dir, tmp_path):
+    points = lb.collect_points(build_report(frontier_dir).runs, "lambda_h")
+    families = lb.plot_frontier(points, "lambda_h", R8, tmp_path / "f.png")
+    assert families == ["MI bound", "kNN"]  # none is the reference line, not a column
+    assert (tmp_path / "f.png").stat().st_size > 10_000
