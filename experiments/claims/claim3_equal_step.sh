@@ -7,7 +7,7 @@
 #   experiments/claims/claim3_equal_step.sh [ring8|grid25] [extra hydra overrides]
 # Environment: ROOT (default outputs/claim3_equal_step), SEEDS (0,1,2,3,4), ETA (1e-2), MEGE (mege),
 #   LAUNCHER (joblib; slurm for a cluster, plus hydra.launcher.* overrides).
-# Table: mege report $ROOT/<exp> --by optim,optim.generator.momentum,optim.generator.betas
+# Table: mege report $ROOT/<exp> --by optim.generator._target_,optim.generator.momentum,optim.generator.lr,optim.generator.betas
 set -uo pipefail
 exp=${1:-ring8}; shift || true
 MEGE=${MEGE:-mege}; ROOT=${ROOT:-outputs/claim3_equal_step}; SEEDS=${SEEDS:-0,1,2,3,4}; ETA=${ETA:-1e-2}
