@@ -19,7 +19,7 @@ from mege.training import NonFiniteError, trainer_from_config
 
 CHECKPOINT = RunDir.CHECKPOINT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 

@@ -1,4 +1,4 @@
-"""zuko flows (MAF, NSF): the same checks as the pyro flows' (tests/test_entropy_flow.py) — a normalised
+"""zuko flows (MAF, NSF): the same checks as the pyro flows' (tests/entropy/test_flow.py) — a normalised
 density, the score is the log-density gradient and drives the surrogate, the start is exactly the
 Gaussian of the running moments, the fitted cross-entropy upper-bounds a non-Gaussian entropy and
 comes within 0.1 nats of it — plus what autoregressive flows add: d = 1 works."""

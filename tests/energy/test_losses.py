@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from mege.energy.losses import EnergyDifference, Hinge, MarginHinge, NonSaturating
 from mege.errors import MegeError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "loss"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "loss"
 U_REAL = torch.tensor([-2.0, 0.5, -0.5])
 U_FAKE = torch.tensor([3.0, 0.0, -1.5, 0.25])
 

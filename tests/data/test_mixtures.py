@@ -12,7 +12,7 @@ from scipy import stats
 from mege.data.mixtures import GaussianMixture, SwissRoll, custom, grid25, ring8
 from mege.errors import MegeError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "data"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 
 
 def test_ring8_has_eight_distinct_centres_on_the_unit_circle_at_2pi_k_over_8():

@@ -1,10 +1,10 @@
 """Regression fingerprint: fixed-seed CPU runs give bit-identical metrics to the stored ones.
 
-``tests/data/fingerprint.json`` was written by this file (``python tests/test_regression_fingerprint.py
---write``) *before* the issue-14 redesign. Each case runs ``mege train`` in-process (one thread, CPU)
+``tests/fixtures/fingerprint.json`` was written by this file (then ``tests/test_regression_fingerprint.py``;
+``python tests/training/test_fingerprint.py --write``) *before* the issue-14 redesign. Each case runs ``mege train`` in-process (one thread, CPU)
 and compares every ``metrics.jsonl`` row (but its wall-clock ``time_s``), the summary's raw and EMA
 metrics, and a sha256 of the final critic and generator weights with ``==``: any change of
-behaviour fails here. ``tests/data/run_before/`` holds a run folder (config.yaml, checkpoint.pt)
+behaviour fails here. ``tests/fixtures/run_before/`` holds a run folder (config.yaml, checkpoint.pt)
 written before the redesign; it must still load and evaluate to the stored numbers.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 FINGERPRINT = DATA / "fingerprint.json"
 RUN_BEFORE = DATA / "run_before"
 
@@ -84,7 +84,7 @@ def test_fingerprint_is_bit_identical(tmp_path):
 
 
 def test_checkpoint_from_before_loads_and_evaluates(tmp_path):
-    from mege.train import load_run
+    from mege.training import load_run
     run = tmp_path / "run"
     shutil.copytree(RUN_BEFORE, run)
     before = torch.get_num_threads()
@@ -107,7 +107,7 @@ def write(tmp: Path) -> None:
     RUN_BEFORE.mkdir(parents=True)
     for name in ("config.yaml", "checkpoint.pt"):
         shutil.copy(run / name, RUN_BEFORE / name)
-    from mege.train import load_run
+    from mege.training import load_run
     torch.set_num_threads(1)
     result = load_run(RUN_BEFORE).evaluate(plot=False)
     before = json.loads(canonical({"metrics": result["metrics"], "ema_metrics": result["ema_metrics"]}))
@@ -116,7 +116,7 @@ def write(tmp: Path) -> None:
 
 if __name__ == "__main__":
     import tempfile
-    assert sys.argv[1:] == ["--write"], "usage: python tests/test_regression_fingerprint.py --write"
+    assert sys.argv[1:] == ["--write"], "usage: python tests/training/test_fingerprint.py --write"
     with tempfile.TemporaryDirectory() as tmp:
         write(Path(tmp))
     print(f"written {FINGERPRINT} and {RUN_BEFORE}")

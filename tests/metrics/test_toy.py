@@ -13,7 +13,7 @@ from mege.data.mixtures import SwissRoll, custom, grid25, ring8
 from mege.errors import MegeError
 from mege.metrics.toy import ToyModeMetrics, mode_metrics, perfect_sampling_floor
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "metric" / "toy.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "metric" / "toy.yaml"
 
 
 @pytest.mark.parametrize("make", [ring8, grid25])
