@@ -37,3 +37,24 @@ def test_readme_estimator_plugs_in_and_gives_the_gaussian_score(make_cfg, tmp_pa
     assert type(trainer.estimator).__name__ == "GaussianScore"
     summary = trainer.fit()
     assert summary["status"] == "completed" and summary["step"] == trainer.settings.steps
+
+
+def layout_entries() -> set[str]:
+    """The names the README's Layout block lists under ``mege/`` (``name.py`` or ``name/``)."""
+    text = README.read_text()
+    block = re.search(r"## Layout\n.*?```\n(.*?)```", text, flags=re.S).group(1)
+    lines = block.split("mege/\n", 1)[1].splitlines()
+    names: set[str] = set()
+    for line in lines:
+        if not line.startswith("  ") or line.startswith("   "):
+            break
+        first = re.split(r"\s{2,}", line.strip())[0]
+        names.update(re.findall(r"\b([a-z_]+(?:\.py|/))", first))
+    return names
+
+
+def test_readme_layout_matches_the_package_tree():
+    package = Path(__file__).resolve().parents[1] / "mege"
+    actual = {p.name + ("/" if p.is_dir() else "") for p in package.iterdir()
+              if p.name not in ("__init__.py", "__pycache__") and (p.is_dir() or p.suffix == ".py")}
+    assert layout_entries() == actual
