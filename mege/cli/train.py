@@ -26,6 +26,13 @@ def check_overrides(argv: list[str]) -> None:
                 check_group_choice(key, choice)
 
 
+def sweep_objective(summary: dict, metric: str | None) -> float | None:
+    """What a run returns to a hydra sweeper: the config's ``optimized_metric`` of the EMA generator
+    when there is one, else of the raw generator (None when the name is null or absent)."""
+    metrics = summary.get("ema_metrics") or summary.get("metrics") or {}
+    return metrics.get(metric) if metric else None
+
+
 def train(argv: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -42,9 +49,7 @@ def train(argv: list[str]) -> int:
         except MegeError as err:
             print(f"mege: error: {err}", file=sys.stderr)
             sys.exit(2)
-        metrics = summary.get("ema_metrics") or summary.get("metrics") or {}
-        name = trainer.settings.optimized_metric  # the sweep objective: `optimized_metric` in the config
-        return metrics.get(name) if name else None
+        return sweep_objective(summary, trainer.settings.optimized_metric)
 
     sys.argv = ["mege train", *argv]
     run()
