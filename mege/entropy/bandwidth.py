@@ -97,7 +97,7 @@ class LearnedBandwidth(Bandwidth):
     """``h = exp(a) · Scott(x)`` with a learnable log-factor ``a`` (init ``log init_factor``).
 
     The owning estimator returns ``aux_loss = −(1/n) Σ_i log p̂_{−i}(x_i)`` on detached samples,
-    so the trainer fits ``a`` by maximum leave-one-out likelihood.
+    so the entropy term fits ``a`` by maximum leave-one-out likelihood.
     """
 
     def __init__(self, init_factor: float = 1.0):

@@ -5,7 +5,7 @@ For any density q, the cross-entropy upper-bounds the entropy:
     H(p) ≤ H(p, q) = −E_{x~p} log q(x),   with equality iff q = p (the gap is KL(p ‖ q)).
 
 So ``value = −(1/n) Σ_i log q(x_i)`` is an upper bound on H (in expectation) *when the x_i are
-fresh*, i.e. were not used to fit q. The trainer fits q on the same batch (``fit_steps`` steps of
+fresh*, i.e. were not used to fit q. The entropy term (mege.entropy.term) fits q on the same batch (``fit_steps`` steps of
 ``aux_loss = −mean log q(x.detach())`` before the joint step), which makes the logged value
 slightly optimistic; the accuracy study evaluates on fresh samples.
 

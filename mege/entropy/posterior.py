@@ -20,7 +20,7 @@ only (no value). The gradient also reaches a learned σ through ``x = G(z) + σ�
   ``z_m ~ q = N(z, τ² I)`` around the true latent, self-normalised weights
   ``w_m ∝ p(z_m) p(x | z_m) / q(z_m)``; τ = ``proposal_scale`` · σ. With ``learn_scale`` the
   log of ``proposal_scale`` is a parameter and ``aux_loss`` is minus the importance-weighted
-  bound ``(1/n) Σ_i log (1/M) Σ_m w_im ≤ log p(x_i)`` (reparameterised in τ), so the trainer
+  bound ``(1/n) Σ_i log (1/M) Σ_m w_im ≤ log p(x_i)`` (reparameterised in τ), so the entropy term
   tunes τ for the tightest bound, as VERA tunes its proposal.
 
 Both proposals start at the true z: the chain (or the proposal cloud) must move away from it,

@@ -5,7 +5,7 @@ on `zuko <https://github.com/probabilists/zuko>`_, which the Pyro team points to
 own normalising-flow API is no longer developed. The contract is the pyro flows' one:
 
 * ``value = −(1/n) Σ_i log q(x_i)``, the cross-entropy ``H(p, q) = H(p) + KL(p ‖ q)``: an upper
-  bound on H when the x_i were not used to fit q (the trainer fits on the same batch, so the
+  bound on H when the x_i were not used to fit q (the entropy term fits on the same batch, so the
   logged value is slightly optimistic; the accuracy study evaluates on fresh samples);
 * ``aux_loss`` = the same NLL, fitted online (``fit_steps`` steps per generator step on the
   detached batch, then one from the joint step);

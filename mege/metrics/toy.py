@@ -136,7 +136,7 @@ class ToyModeMetrics:
         self.hq_std = float(hq_std)
 
     def check_data(self, data) -> None:
-        """Raise the one-line fix when ``data`` has no mixture centres (the trainer calls this at start-up)."""
+        """Raise the one-line fix when ``data`` has no mixture centres (the composition root calls this at start-up)."""
         if not hasattr(data, "centres"):
             raise MegeError(
                 f"toy mode metrics need a Gaussian mixture with centres, not {type(data).__name__}; "
