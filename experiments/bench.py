@@ -55,9 +55,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-import mege.train
 from mege.config import config_dir, group_options, instantiate
-from mege.train import Trainer, format_table
+from mege.ema import EMA
+from mege.entropy.term import EntropyTerm
+from mege.tables import format_table
+from mege.train import Trainer
+from mege.utils import pick_device
 
 OUT = Path(__file__).resolve().parent / "bench" / "results.md"
 
@@ -161,12 +164,11 @@ class PlainToyStep:
     Same weights, optimisers (Adam, linear decay), data and RNG order as mege's step.
     """
 
-    def __init__(self, trainer: Trainer, tidy: bool = False):
-        cfg = trainer.cfg
+    def __init__(self, trainer: Trainer, cfg, tidy: bool = False):
         self.tidy = tidy
         self.D = copy.deepcopy(trainer.critic)
         self.G = copy.deepcopy(trainer.generator)
-        self.T = copy.deepcopy(trainer.estimator.critic)  # the JS bound's pair critic T(x, z)
+        self.T = copy.deepcopy(trainer.estimator.pair)  # the JS bound's pair network T(x, z)
         self.data, self.device = trainer.data, trainer.device
         self.batch, self.n_critic = int(cfg.train.batch_size), int(cfg.train.critic_steps)
         self.lam, self.gp_weight, self.z_dim = float(cfg.lambda_h), float(cfg.penalty.weight), int(cfg.z_dim)
@@ -244,15 +246,16 @@ def same_mathematics(device: str, batch: int, steps: int = 3) -> float:
     state, for both plain variants (the larger of the two)."""
     worst = 0.0
     for tidy in (False, True):
-        trainer = Trainer(compose_cfg(*toy_overrides(device, batch)), Path("/tmp") / "mege-bench" / "check")
-        plain = PlainToyStep(trainer, tidy=tidy)
+        cfg = compose_cfg(*toy_overrides(device, batch))
+        trainer = Trainer(cfg, Path("/tmp") / "mege-bench" / "check")
+        plain = PlainToyStep(trainer, cfg, tidy=tidy)
         torch.manual_seed(123)
         for _ in range(steps):
             trainer.train_step()
         torch.manual_seed(123)
         for _ in range(steps):
             plain.step()
-        pairs = [(trainer.critic, plain.D), (trainer.generator, plain.G), (trainer.estimator.critic, plain.T),
+        pairs = [(trainer.critic, plain.D), (trainer.generator, plain.G), (trainer.estimator.pair, plain.T),
                  (trainer.ema.module, plain.ema.module)]
         worst = max(worst, max((a - b).abs().max().item() for m, n in pairs
                                for a, b in zip(m.parameters(), n.parameters())))
@@ -263,7 +266,10 @@ def same_mathematics(device: str, batch: int, steps: int = 3) -> float:
 @contextmanager
 def spine_ema():
     """The core spine's EMA: ``AveragedModel.update_parameters`` (reads ``n_averaged`` on the host)."""
-    with mock.patch.object(mege.train, "ema_update", lambda ema, model, decay, first: ema.update_parameters(model)):
+    def update(ema, model):
+        ema.avg_fn, ema.multi_avg_fn, ema.use_buffers = None, get_ema_multi_avg_fn(ema.decay), True
+        AveragedModel.update_parameters(ema, model)
+    with mock.patch.object(EMA, "update", update):
         yield
 
 
@@ -281,10 +287,11 @@ def toy_step_section(args, device: torch.device, loads: list[float]) -> tuple[st
         if args.compile:
             variants["mege + train.compile"] = (base + ["++train.compile=true"], False)
         steps: dict[str, Callable[[], object]] = {}
-        reference = None
+        reference = reference_cfg = None
         for name, (overrides, old_ema) in variants.items():
-            trainer = Trainer(compose_cfg(*overrides), Path("/tmp") / "mege-bench" / f"toy{batch}")
-            reference = reference or trainer
+            cfg = compose_cfg(*overrides)
+            trainer = Trainer(cfg, Path("/tmp") / "mege-bench" / f"toy{batch}")
+            reference, reference_cfg = reference or trainer, reference_cfg or cfg
 
             def step(trainer=trainer, old_ema=old_ema):
                 if old_ema:
@@ -295,7 +302,7 @@ def toy_step_section(args, device: torch.device, loads: list[float]) -> tuple[st
             step()
             step()  # warm-up (and compilation)
             steps[name] = step
-        plain, tidy = PlainToyStep(reference), PlainToyStep(reference, tidy=True)
+        plain, tidy = PlainToyStep(reference, reference_cfg), PlainToyStep(reference, reference_cfg, tidy=True)
         plain.step()
         tidy.step()
         flops = {"plain PyTorch step": count_flops(plain.step), "plain, tidied": count_flops(tidy.step)}
@@ -328,6 +335,7 @@ def stacked_section(args, device: torch.device, loads: list[float]) -> str:
     rows = []
     for profile in ("stacked_mnist_cpu", "stacked_mnist"):
         try:
+            cfg = compose_cfg(*stacked_overrides(device.type, profile))
             trainers = {f"{'joint' if joint else 'split'} critic forward":
                         Trainer(compose_cfg(*stacked_overrides(device.type, profile),
                                             f"++train.joint_critic_forward={str(joint).lower()}"),
@@ -344,7 +352,6 @@ def stacked_section(args, device: torch.device, loads: list[float]) -> str:
         blocks.update({name: (t.train_step, calls) for name, t in trainers.items()})
         med = interleaved(blocks, max(2, args.rounds // 2), device, loads)
         peak = 2 * args.peak_n ** 3 / med.pop("peak")
-        cfg = next(iter(trainers.values())).cfg
         for name, seconds in med.items():
             rows.append({"profile": profile, "critic": OmegaConf.select(cfg, "energy.width"),
                          "batch": int(cfg.train.batch_size), "variant": name, "it/s": 1 / seconds,
@@ -367,8 +374,7 @@ def estimator_section(args, device: torch.device, loads: list[float]) -> str:
             except Exception as err:  # noqa: BLE001
                 rows.append({"estimator": name, "d": d, "note": f"cannot build: {str(err)[:80]}"})
                 continue
-            params = [p for p in estimator.parameters() if p.requires_grad]
-            opt = torch.optim.Adam(params, lr=1e-4) if params else None
+            term = EntropyTerm(estimator, lambda params: torch.optim.Adam(params, lr=1e-4))
             generator = NoisyGenerator(MLPGenerator(z_dim, d, hidden=64, depth=1), sigma=0.1).to(device)
             row = {"estimator": name, "d": d}
             for n in args.sizes:
@@ -378,21 +384,11 @@ def estimator_section(args, device: torch.device, loads: list[float]) -> str:
                 z = torch.randn(n, z_dim, device=device)
 
                 def work():
-                    if estimator.fit_steps and opt is not None:
-                        with torch.no_grad():
-                            x_fit = generator(z)
-                        for _ in range(estimator.fit_steps):
-                            fit = estimator(x_fit, z=z, generator=generator)
-                            opt.zero_grad(set_to_none=True)
-                            fit.aux_loss.backward(inputs=params)
-                            opt.step()
+                    term.fit(lambda: generator(z), z, generator)
                     x = generator(z)
-                    out = estimator(x, z=z if estimator.needs_latents else None,
-                                    generator=generator if estimator.needs_generator else None)
+                    out = term.estimate(x, z, generator)
                     if out.surrogate.requires_grad:  # NoEntropy's surrogate is a constant
-                        out.surrogate.backward(inputs=list(generator.parameters()), retain_graph=out.aux_loss is not None)
-                    if out.aux_loss is not None and params:
-                        out.aux_loss.backward(inputs=params)
+                        term.backward(out.surrogate, out, list(generator.parameters()))
                 try:
                     first = per_call(work, 1, device)
                     seconds = first if first > args.estimator_budget_s else min(per_call(work, 1, device)
@@ -412,7 +408,8 @@ def estimator_section(args, device: torch.device, loads: list[float]) -> str:
 
 
 def evaluation_section(args, device: torch.device) -> str:
-    trainer = Trainer(compose_cfg(*toy_overrides(device.type, 256)), Path("/tmp") / "mege-bench" / "eval")
+    cfg = compose_cfg(*toy_overrides(device.type, 256))
+    trainer = Trainer(cfg, Path("/tmp") / "mege-bench" / "eval")
     for _ in range(2):
         trainer.train_step()
     evaluate = lambda: trainer.evaluate(plot=False)  # noqa: E731
@@ -422,7 +419,7 @@ def evaluation_section(args, device: torch.device) -> str:
     n = 100_000
     gen_s = min(per_call(lambda: generate(n), 1, device) for _ in range(3))
     plot_s = per_call(trainer.plot, 1, device)
-    metric_n = int(trainer.cfg.metric.n_samples)
+    metric_n = int(cfg.metric.n_samples)
     rows = [{"what": f"toy evaluation (raw + EMA generator, {metric_n} samples each, mode metrics)",
              "seconds": eval_s, "per second": f"{1 / eval_s:.3g} evaluations"},
             {"what": f"generator sampling ({n} samples, no grad)", "seconds": gen_s,
@@ -576,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.sizes, args.dims, args.compile, args.block_s = 2, [256, 1024], [2, 64], False, 0.5
     torch.set_num_threads(args.threads)
-    device = mege.train.pick_device(args.device)
+    device = pick_device(args.device)
     command = "python experiments/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     started, loads = time.time(), [os.getloadavg()[0]]
 

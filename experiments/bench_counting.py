@@ -25,7 +25,8 @@ import torch
 
 from mege.data.stacked_mnist import StackedMNIST, decode_labels
 from mege.metrics.classifier import REFERENCE_PATH, DigitClassifier, load_classifier
-from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes, perfect_sampling_floor
+from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes
+from mege.metrics.toy import perfect_sampling_floor
 
 OUT = Path(__file__).resolve().parent / "stacked_mnist" / "reference.md"
 
@@ -119,7 +120,7 @@ def main(argv: list[str]) -> int:
         print(f"no trained classifier at {path}; train one with `mege classifier train` for the reference row")
         lines += ["", f"No trained classifier at {path}: reference row not computed."]
     else:
-        floor3 = perfect_sampling_floor(1000, 26000)
+        floor3 = perfect_sampling_floor(torch.ones(1000), 26000)
         rows, extra = reference_rows(metric, 3, args.seeds)
         modes, kl, kld = fmt_rows(rows)
         print(f"reference 3-stack ({args.seeds} seeds): modes {modes}  KL(p||U) {kl}  KL(p||p_data) {kld}  floor {floor3:.4f}")
@@ -143,7 +144,7 @@ def main(argv: list[str]) -> int:
             f"| real 3-stack, seed 0 | 26 000 | {rows[0]['modes']} / 1000 | {rows[0]['reverse_kl']:.4f} | {rows[0]['reverse_kl_data']:.4f} | {floor3:.4f} |",
         ]
         if args.four:
-            floor4 = perfect_sampling_floor(10000, 260000)
+            floor4 = perfect_sampling_floor(torch.ones(10000), 260000)
             start = time.perf_counter()
             rows4, _ = reference_rows(metric, 4, 1)
             t4 = time.perf_counter() - start

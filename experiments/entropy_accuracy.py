@@ -40,6 +40,7 @@ from scipy.stats import gaussian_kde
 
 from mege.entropy.base import EntropyEstimator, score_surrogate
 from mege.entropy.catalogue import CONFIG_DIR
+from mege.entropy.term import estimate as estimate_entropy
 from mege.metrics.entropy_tasks import (EntropyTask, LinearGaussianTask, anisotropic_gaussian, isotropic_gaussian,
                                         ring_mixture, uniform_box, value_tasks)
 
@@ -98,7 +99,7 @@ def draw(task: EntropyTask, n: int):
 
 
 def call(est: EntropyEstimator, x, z, g):
-    return est(x, z=z if est.needs_latents else None, generator=g if est.needs_generator else None)
+    return estimate_entropy(est, x, z, g)  # as training calls it (mege.entropy.term)
 
 
 def prepare(est: EntropyEstimator, task: EntropyTask, steps: int, lr: float) -> float:

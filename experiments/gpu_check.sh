@@ -48,8 +48,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/mege-gpu-check.XXXXXX")
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 
 # The trainer files first: a time cap then cuts the tests that touch the GPU least.
-FIRST_TESTS=(tests/test_train_step.py tests/test_train.py tests/test_entropy_train.py tests/test_loggers.py
-             tests/test_objectives.py tests/test_penalties.py tests/test_conv.py tests/test_stacked_mnist.py)
+FIRST_TESTS=(tests/training/test_train_step.py tests/training/test_trainer.py tests/entropy/test_training.py tests/test_loggers.py
+             tests/test_objectives.py tests/test_penalties.py tests/energy/test_conv.py tests/metrics/test_stacked_mnist.py)
 TEST_CMD=("$PY" -m pytest -q -rfE -p no:cacheprovider "${FIRST_TESTS[@]}" tests)
 BENCH_CMD=("$PY" experiments/bench.py --device "$DEVICE" --rounds 3 --block-s 0.5 --batches 256
            --skip stacked estimators evaluation memory --out "$WORK/bench.md")

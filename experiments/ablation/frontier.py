@@ -37,7 +37,8 @@ import yaml
 
 from mege import leaderboard as lb
 from mege.config import config_dir
-from mege.report import build_report, main as report_main
+from mege.cli.report import main as report_main
+from mege.report import build_report
 
 FAMILY_GRIDS = {"MI bound": (0.1, 0.3, 1.0, 3.0, 10.0), "KDE score": (0.1, 0.3, 1.0, 3.0, 10.0),
                 "kNN": (0.003, 0.01, 0.03, 0.1, 0.3)}

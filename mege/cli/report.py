@@ -1,8 +1,38 @@
-"""``mege report ...``: aggregate a sweep into tables and plots (mege.report)."""
+"""``mege report <sweep_dir> ...``: aggregate a sweep into tables and plots (:mod:`mege.report`)."""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
+from mege.report import DEFAULT_PLOT_PATTERN, build_report, write_report
+
 
 def main(argv: list[str]) -> int:
-    from mege.report import main as run
-    return run(argv)
+    """``mege report <sweep_dir> [--by k1,k2] [--out DIR] [--plot m1,m2] [--include-incomplete] [--frontier PARAM] [--leaderboard]``."""
+    parser = argparse.ArgumentParser(prog="mege report", description="Aggregate a sweep folder into report.md, report.csv and plots.")
+    parser.add_argument("sweep_dir", help="folder hydra multirun wrote, e.g. multirun/2025-01-01/12-00-00")
+    parser.add_argument("--by", help="comma-separated keys to group by (default: the swept keys except seed)")
+    parser.add_argument("--out", help="output folder (default: the sweep folder)")
+    parser.add_argument("--plot", help=f"comma-separated metrics to plot (default: those matching '{DEFAULT_PLOT_PATTERN}')")
+    parser.add_argument("--include-incomplete", action="store_true", help="aggregate failed/incomplete runs' last evaluation in metrics.jsonl")
+    parser.add_argument("--frontier", metavar="PARAM", help="also frontier.md/.png: modes, HQ, assigned KL against PARAM (e.g. lambda_h) per estimator family, and the operating points (mege/leaderboard.py)")
+    parser.add_argument("--leaderboard", action="store_true", help="also leaderboard.md: per estimator, raw and EMA, paired-by-seed 95%% intervals to none and to the best (mege/leaderboard.py)")
+    args = parser.parse_args(argv)
+
+    by = [k.strip() for k in args.by.split(",") if k.strip()] if args.by else None
+    report = build_report(args.sweep_dir, by=by, include_incomplete=args.include_incomplete)
+    plot_names = [m.strip() for m in args.plot.split(",") if m.strip()] if args.plot else None
+    written = write_report(report, Path(args.out) if args.out else Path(args.sweep_dir), plot_names)
+    if args.frontier or args.leaderboard:
+        from mege import leaderboard
+        out = Path(args.out) if args.out else Path(args.sweep_dir)
+        if args.frontier:
+            written.update(leaderboard.write_frontier(report.runs, args.frontier, out))
+        if args.leaderboard:
+            written.update(leaderboard.write_leaderboard(report.runs, args.frontier or "lambda_h", out))
+    n_in = sum(r.included for r in report.runs)
+    print(f"{len(report.runs)} runs, {n_in} aggregated in {len(report.groups)} groups, {len(report.runs) - n_in} excluded")
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    return 0

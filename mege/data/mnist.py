@@ -16,7 +16,6 @@ splits are present are used (these machines hold only the test split).
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -239,18 +238,3 @@ def download_mnist(dest: str | os.PathLike, mirrors=MIRRORS) -> list[Path]:
             raise MegeError(f"could not download {name} ({'; '.join(errors)}); check the network or copy the file into {dest}")
         done.append(target)
     return done
-
-
-def main(argv: list[str]) -> int:
-    """``mege data mnist [--dest DIR]``: download and verify the four MNIST files."""
-    parser = argparse.ArgumentParser(prog="mege data", description=main.__doc__)
-    parser.add_argument("dataset", choices=["mnist"])
-    parser.add_argument("--dest", default=str(CACHE_DIR), help="folder for the IDX files (default %(default)s)")
-    args = parser.parse_args(argv)
-    for path in download_mnist(args.dest):
-        print(f"ok  {path}  md5 {PUBLISHED_MD5[path.name]}")
-    for split in SPLIT_FILES:
-        part = read_split(args.dest, split)
-        print(f"{split}: {len(part.images)} images")
-    print(f"use it with {ENV_VAR}={Path(args.dest).expanduser()}")
-    return 0

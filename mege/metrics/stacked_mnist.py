@@ -12,7 +12,7 @@ histogram of N samples over K = 10^n_stack cells:
   distribution (for :class:`~mege.data.stacked_mnist.StackedMNIST`, the product of the pool's
   digit frequencies); +inf when p̂ puts mass where p_data has none.
 
-Exact samples from the uniform distribution still give KL > 0: :func:`perfect_sampling_floor`
+Exact samples from the uniform distribution still give KL > 0: :func:`mege.metrics.toy.perfect_sampling_floor`
 (0.0194 for K = 1 000, N = 26 000).
 """
 
@@ -22,7 +22,6 @@ import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,8 @@ from mege.data.mnist import N_CLASSES
 from mege.data.stacked_mnist import encode_labels
 from mege.errors import MegeError, check
 from mege.metrics.classifier import load_classifier
+from mege.metrics.toy import perfect_sampling_floor
+from mege.utils import eval_mode
 
 SAMPLES_PER_MODE = 26  # 26 000 samples for 1 000 modes, 260 000 for 10 000
 
@@ -63,28 +64,6 @@ def count_modes(labels: Tensor, n_modes: int, data_distribution: Tensor | np.nda
               f"data_distribution must be {n_modes} non-negative numbers with a positive sum")
         out["reverse_kl_data"] = float(rel_entr(p, q / q.sum()).sum())
     return out
-
-
-@functools.lru_cache(maxsize=32)
-def perfect_sampling_floor(n_modes: int, n_samples: int, trials: int = 200, seed: int = 0) -> float:
-    r"""Monte Carlo mean of KL(p̂ ‖ uniform) when p̂ is the histogram of ``n_samples`` exact
-    uniform draws over ``n_modes`` cells (≈ (K − 1) / 2N; 0.0194 for 1 000 modes, 26 000
-    samples)."""
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n_samples, np.full(n_modes, 1.0 / n_modes), size=trials)
-    p = counts / n_samples
-    return float(rel_entr(p, 1.0 / n_modes).sum(axis=1).mean())
-
-
-@contextmanager
-def eval_mode(module: nn.Module):
-    """Put ``module`` in eval mode for the block and restore its previous mode afterwards."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
 
 
 def _classify_chunk(classifier: nn.Module, chunk: Tensor, one_thread: bool = False) -> Tensor:
@@ -199,7 +178,7 @@ class StackedMNISTMetrics:
             "modes": "non-empty cells of the label histogram",
             "kl": "reverse_kl = KL(p_gen || uniform); reverse_kl_data = KL(p_gen || p_data), p_data = product of pool digit frequencies",
             "log_base": "e",
-            "perfect_sampling_floor": perfect_sampling_floor(n_modes, n),
+            "perfect_sampling_floor": perfect_sampling_floor(np.ones(n_modes), n),
             "classifier_mode": "eval (forced during the count, previous mode restored)",
             "classifier_heldout_accuracy": card.get("heldout_accuracy"),
             "classifier_heldout": card.get("data"),

@@ -13,7 +13,7 @@ from mege.data import mnist
 from mege.data.stacked_mnist import StackedMNIST, decode_labels, encode_labels
 from mege.errors import MegeError
 from mege.metrics import toy
-from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes, perfect_sampling_floor
+from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes
 
 SHARED = mnist.REPO_ROOT.parent / "shared" / "data" / "mnist"
 COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # published test-split digit counts
@@ -150,8 +150,8 @@ def test_count_hand_case():
 
 
 def test_perfect_sampling_floor_matches_exact_binomial_sum():
-    floor = perfect_sampling_floor(1000, 26000)
-    exact = toy.perfect_sampling_floor(torch.ones(1000), 26000)  # 0.019340, by a binomial sum
+    floor = toy.perfect_sampling_floor(torch.ones(1000), 26000)  # the one floor: an exact binomial sum
+    exact = 0.019340
     assert abs(floor - 0.0194) < 3e-4 and abs(floor - exact) < 2e-4
 
 

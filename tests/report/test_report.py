@@ -8,7 +8,8 @@ import pytest
 from scipy import stats as sps
 
 from mege.errors import MegeError
-from mege.report import AT_FLOOR, Stat, build_report, format_cell, main, read_csv, table_rows
+from mege.cli.report import main
+from mege.report import AT_FLOOR, Stat, build_report, format_cell, read_csv, table_rows
 
 PROTOCOL = {"n_samples": 2500, "hq_std": 3, "log": "e", "kl": "KL(gen||data)"}
 

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from mege import leaderboard as lb
-from mege.report import build_report, main as report_main
+from mege.cli.report import main as report_main
+from mege.report import build_report
 
 TARGETS = {"none": "mege.entropy.none.NoEntropy", "knn": "mege.entropy.knn.KLEntropy",
            "mi_js": "mege.entropy.mi.JSMutualInformation", "kde_score": "mege.entropy.kde.KDEScore",
@@ -221,7 +222,7 @@ def _driver():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "ablation" / "frontier.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "ablation" / "frontier.py"
     spec = importlib.util.spec_from_file_location("ablation_frontier", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -24,7 +24,7 @@ from mege.training import Interrupted, NonFiniteError, NonFiniteWatch, Trainer, 
 
 CHECKPOINT = RunDir.CHECKPOINT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -200,11 +200,11 @@ def test_user_estimator_plugs_in_by_target(make_cfg, tmp_path):
 
 
 def test_user_estimator_plugs_in_through_the_cli(tmp_path):
-    """The README's worked example: `mege train entropy._target_=tests.test_train.SpreadEstimator
+    """The README's worked example: `mege train entropy._target_=tests.training.test_trainer.SpreadEstimator
     allowed_targets=[tests.]`, run from the repository root so `tests` is importable."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "mege.cli", "train", "entropy=none",
-           "entropy._target_=tests.test_train.SpreadEstimator", "allowed_targets=[tests.]",
+           "entropy._target_=tests.training.test_trainer.SpreadEstimator", "allowed_targets=[tests.]",
            "name=plugin", "device=cpu", "data=ring8", "energy.hidden=32", "generator.hidden=32",
            "train.steps=10", "train.batch_size=32", "train.eval_every=10", "train.ckpt_every=10",
            "train.plot=false", "train.progress=false", "metric.n_samples=100", f"hydra.run.dir={out}"]
@@ -212,7 +212,7 @@ def test_user_estimator_plugs_in_through_the_cli(tmp_path):
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
-    assert OmegaConf.load(out / "config.yaml").entropy._target_ == "tests.test_train.SpreadEstimator"
+    assert OmegaConf.load(out / "config.yaml").entropy._target_ == "tests.training.test_trainer.SpreadEstimator"
 
 
 def test_lambda_h_schedule_is_linear_from_start_to_end(make_cfg, tmp_path):
