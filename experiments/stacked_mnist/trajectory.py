@@ -1,0 +1,53 @@
+"""Mode count and KL(p̂ ‖ U) over training, per run, for a Stacked MNIST sweep or run folders.
+
+    python experiments/stacked_mnist/trajectory.py multirun/stacked_mnist_cpu/study [more run dirs]
+
+One row per run (entropy, seed), one column per evaluated step: raw generator / EMA modes, and
+the raw KL(p̂ ‖ U). Reads each run's metrics.jsonl through mege.run_dir.RunDir.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from mege.run_dir import RunDir
+from mege.tables import markdown_table
+
+
+def runs_under(paths: list[str]) -> list[RunDir]:
+    found = []
+    for p in map(Path, paths):
+        candidates = [p] if RunDir.is_run(p) else sorted((q for q in p.iterdir() if RunDir.is_run(q)), key=lambda q: q.name)
+        found += [RunDir(q) for q in candidates]
+    return found
+
+
+def main(argv: list[str]) -> int:
+    runs = runs_under(argv)
+    if not runs:
+        raise SystemExit(f"no run folders under {argv}; pass a sweep folder or run folders")
+    table, steps = [], set()
+    for run in runs:
+        cfg = OmegaConf.load(run.config)
+        hydra_file = Path(run) / ".hydra" / "hydra.yaml"
+        choice = OmegaConf.load(hydra_file).hydra.runtime.choices.get("entropy") if hydra_file.is_file() else None
+        choice = choice or str(cfg.entropy._target_).rsplit(".", 1)[-1]
+        name = "none" if choice == "none" or float(cfg.get("lambda_h", 0)) == 0 else f"{choice} (λ_H {cfg.lambda_h})"
+        cells = {}
+        for row in run.rows():
+            raw, ema = row.get("metrics", {}), row.get("ema_metrics", {})
+            cells[row["step"]] = f"{raw.get('modes', '')} / {ema.get('modes', '')} ({raw.get('reverse_kl', float('nan')):.2f})"
+            steps.add(row["step"])
+        table.append((name, cfg.seed, cells))
+    steps = sorted(steps)
+    header = ["entropy", "seed"] + [f"step {s}" for s in steps]
+    rows = [[name, seed] + [cells.get(s, "") for s in steps] for name, seed, cells in sorted(table, key=lambda r: (r[0], r[1]))]
+    print("\n".join(markdown_table(header, rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
