@@ -13,6 +13,13 @@ tests that need it run. Results go to ``experiments/mutate/report.md``.
     .venv/bin/python experiments/mutate.py            # all mutations (make mutate)
     .venv/bin/python experiments/mutate.py --only js_surrogate_sign,knn_weights_off
     .venv/bin/python experiments/mutate.py --list
+    .venv/bin/python experiments/mutate.py --check    # seconds: does every mutation still apply?
+
+``--check`` runs no tests: on the scratch copy it verifies that each mutation's string occurs
+exactly ``count`` times in its file, that the replacement changes the file and leaves it valid
+Python, and that each test file it names exists; one line per mutation, exit status 1 if any
+fails. ``tests/test_mutate.py`` runs it (``--check --worktree``) so a refactor that moves a
+mutated line or a test file fails ``make test``.
 
 Each mutation names the test files that should catch it (not the whole suite), so a run takes
 minutes rather than hours; a mutation caught by a test file it does not list would still count
@@ -54,56 +61,56 @@ class Mutation:
 
 MUTATIONS: list[Mutation] = [
     # ------------------------------------------------------------------ the five of issue 12, then the objective
-    Mutation("trainer_lambda_h_zero", "objective", "mege/train.py",
-             'fwd["estimator"], self.lambda_h(), fwd["generator"], z)',
-             'fwd["estimator"], 0.0, fwd["generator"], z)',
-             ("tests/test_train_step.py",),
+    Mutation("trainer_lambda_h_zero", "objective", "mege/training/trainer.py",
+             'self.entropy, self.lambda_h(), fwd["generator"], z)',
+             'self.entropy, 0.0, fwd["generator"], z)',
+             ("tests/training/test_train_step.py",),
              "the trainer passes λ_H = 0 to the generator objective: the entropy term is silently off",
              issue12=True),
-    Mutation("ema_metrics_from_raw_generator", "evaluation", "mege/train.py",
+    Mutation("ema_metrics_from_raw_generator", "evaluation", "mege/training/trainer.py",
              'result["ema_metrics"] = self._metric(self.ema.module)',
              'result["ema_metrics"] = self._metric(self.generator)',
-             ("tests/test_train_step.py",),
+             ("tests/training/test_train_step.py",),
              "the EMA generator's metrics are computed on the raw generator",
              issue12=True),
     Mutation("noisy_sigma_detached", "generator", "mege/generators.py",
              "return mean + self.sigma * torch.randn_like(mean)",
              "return mean + self.sigma.detach() * torch.randn_like(mean)",
-             ("tests/test_train_step.py",),
+             ("tests/training/test_train_step.py",),
              "a learned σ of the noisy generator gets no gradient (it never learns)",
              issue12=True),
     Mutation("knn_weights_off", "estimator", "mege/entropy/knn.py",
              "bias_cancelling_weights(d, self.k, min(d // 4, self.max_orders))",
              "bias_cancelling_weights(d, self.k, 0)",
-             ("tests/test_entropy_knn.py",),
+             ("tests/entropy/test_knn.py",),
              "the weighted kNN estimator's bias-cancelling weights are turned off (uniform 1/k)",
              issue12=True),
     Mutation("js_surrogate_sign", "estimator", "mege/entropy/mi.py",
              'EntropyResult(surrogate=-bce, aux_loss=bce, info={"mi_js": -bce})',
              'EntropyResult(surrogate=bce, aux_loss=bce, info={"mi_js": -bce})',
-             ("tests/test_entropy_mi.py", "tests/test_entropy_contract.py"),
+             ("tests/entropy/test_mi.py", "tests/entropy/test_contract.py"),
              "the JS MI bound's surrogate has the wrong sign: the default estimator pushes towards collapse",
              issue12=True),
     Mutation("generator_objective_sign", "objective", "mege/objectives.py",
              "return GeneratorStep(energy - lambda_h * entropy.surrogate, energy, entropy)",
              "return GeneratorStep(energy + lambda_h * entropy.surrogate, energy, entropy)",
-             ("tests/test_objectives.py", "tests/test_train_step.py"),
+             ("tests/test_objectives.py", "tests/training/test_train_step.py"),
              "the generator objective adds the entropy instead of subtracting it (minimises entropy)"),
     # ------------------------------------------------------------------ losses
     Mutation("nonsaturating_generator_sign", "loss", "mege/energy/losses.py",
              "return F.softplus(u_fake).mean()",
              "return F.softplus(-u_fake).mean()",
-             ("tests/test_losses.py",),
+             ("tests/energy/test_losses.py",),
              "the non-saturating generator loss rewards high energy (pushes samples out of the pits)"),
     Mutation("energy_difference_critic_sign", "loss", "mege/energy/losses.py",
              "return u_real.mean() - u_fake.mean()",
              "return u_fake.mean() - u_real.mean()",
-             ("tests/test_losses.py",),
+             ("tests/energy/test_losses.py",),
              "the energy-difference critic raises the energy of the data"),
     Mutation("hinge_margin_dropped", "loss", "mege/energy/losses.py",
              "return F.relu(1 + u_real).mean() + F.relu(1 - u_fake).mean()",
              "return F.relu(u_real).mean() + F.relu(-u_fake).mean()",
-             ("tests/test_losses.py",),
+             ("tests/energy/test_losses.py",),
              "the hinge loss loses its margin of 1"),
     # ------------------------------------------------------------------ penalties
     Mutation("wgan_gp_zero_centred", "penalty", "mege/penalties.py",
@@ -119,87 +126,89 @@ MUTATIONS: list[Mutation] = [
     Mutation("lazy_penalty_not_scaled", "penalty", "mege/objectives.py",
              "pen = pen if penalty_scale == 1 else pen * penalty_scale",
              "pen = pen",
-             ("tests/test_penalties.py", "tests/test_objectives.py", "tests/test_train_step.py"),
+             ("tests/test_penalties.py", "tests/test_objectives.py", "tests/training/test_train_step.py"),
              "lazy regularisation applies the penalty every k-th step without scaling it by k"),
     # ------------------------------------------------------------------ estimators
     Mutation("score_surrogate_sign", "estimator", "mege/entropy/base.py",
              "return -(score.detach() * flatten(x)).sum(dim=1).mean()",
              "return (score.detach() * flatten(x)).sum(dim=1).mean()",
-             ("tests/test_entropy_contract.py",),
+             ("tests/entropy/test_contract.py",),
              "every score-based estimator (Stein, SSGE, KDE score, posterior) pushes towards collapse"),
     Mutation("infonce_log_n_dropped", "estimator", "mege/entropy/mi.py",
              "torch.logsumexp(scores, dim=1)).mean() + math.log(scores.shape[0])",
              "torch.logsumexp(scores, dim=1)).mean()",
-             ("tests/test_entropy_mi.py",),
+             ("tests/entropy/test_mi.py",),
              "InfoNCE reports the bound without its + log n"),
     Mutation("importance_ess_formula", "estimator", "mege/entropy/posterior.py",
              "ess = 1.0 / weights.pow(2).sum(dim=0)",
              "ess = weights.sum(dim=0)",
-             ("tests/test_entropy_posterior.py",),
+             ("tests/entropy/test_posterior.py",),
              "the importance sampler's effective sample size is reported as 1 (fraction 1/M)"),
     Mutation("flow_couplings_dropped", "estimator", "mege/entropy/flow.py",
              "transforms += [coupling, flip]",
              "transforms += [flip]",
-             ("tests/test_entropy_flow.py",),
+             ("tests/entropy/test_flow.py",),
              "the flow's couplings are left out of its density: it stays the whitened Gaussian and never fits"),
     # ------------------------------------------------------------------ metrics
     Mutation("toy_hq_threshold_without_std", "metric", "mege/metrics/toy.py",
              "hq = nearest_distance <= hq_std * std",
              "hq = nearest_distance <= hq_std",
-             ("tests/test_toy_metrics.py",),
+             ("tests/metrics/test_toy.py",),
              "the HQ threshold forgets the mixture's std (every sample within 3 units is HQ)"),
     Mutation("toy_kl_direction", "metric", "mege/metrics/toy.py",
              "kl = float(rel_entr(q, w).sum())",
              "kl = float(rel_entr(w, q).sum())",
-             ("tests/test_toy_metrics.py",),
+             ("tests/metrics/test_toy.py",),
              "the toy reverse KL is computed as the forward KL"),
     Mutation("stacked_channel_order", "metric", "mege/metrics/stacked_mnist.py",
              "start = time.perf_counter()\n        labels = classify_stacks(classifier, x, self.batch_size)",
              "start = time.perf_counter()\n        labels = classify_stacks(classifier, x.flip(1), self.batch_size)",
-             ("tests/test_stacked_mnist.py",),
+             ("tests/metrics/test_stacked_mnist.py",),
              "Stacked MNIST reads the generated channels in reverse order"),
     # ------------------------------------------------------------------ MCMC
-    Mutation("mala_proposal_ratio_inverted", "mcmc", "mege/sampling.py",
+    Mutation("mala_proposal_ratio_inverted", "mcmc", "mege/mcmc/mala.py",
              "log_alpha = log_alpha + log_q_backward - log_q_forward",
              "log_alpha = log_alpha + log_q_forward - log_q_backward",
-             ("tests/test_sampling.py",),
+             ("tests/mcmc/test_samplers.py", "tests/test_sampling.py"),
              "MALA's Metropolis–Hastings ratio uses the proposal densities the wrong way round"),
-    Mutation("mala_accept_rate_denominator", "mcmc", "mege/sampling.py",
+    Mutation("mala_accept_rate_denominator", "mcmc", "mege/mcmc/mala.py",
              "accept_rate=accepted[False] / (steps - warmup) if steps > warmup else nan,",
              "accept_rate=accepted[False] / steps if steps > warmup else nan,",
-             ("tests/test_sampling.py",),
+             ("tests/mcmc/test_samplers.py", "tests/test_sampling.py"),
              "the post-warm-up acceptance rate is divided by all steps"),
-    Mutation("latent_prior_weight", "mcmc", "mege/sampling.py",
+    Mutation("latent_prior_weight", "mcmc", "mege/mcmc/ops.py",
              "e = e + 0.5 * z.flatten(1).pow(2).sum(dim=1)",
              "e = e + z.flatten(1).pow(2).sum(dim=1)",
-             ("tests/test_sampling.py",),
+             ("tests/mcmc/test_samplers.py", "tests/test_sampling.py"),
              "the latent target's Gaussian prior term loses its ½ (prior variance ½)"),
     # ------------------------------------------------------------------ training loop, resume
-    Mutation("resume_without_rng", "resume", "mege/train.py",
+    Mutation("resume_without_rng", "resume", "mege/training/trainer.py",
              '            set_rng_state(state["rng"])\n',
              '            pass\n',
-             ("tests/test_train.py",),
+             ("tests/training/test_trainer.py",),
              "resume does not restore the RNG states: a resumed run differs from an uninterrupted one"),
-    Mutation("resume_restarts_ema", "resume", "mege/train.py",
-             "self._ema_started = bool(self.ema.n_averaged > 0)",
-             "self._ema_started = False",
-             ("tests/test_train.py",),
+    # the trainer's ``_ema_started`` flag became EMA.updates, restored from n_averaged on load: a count
+    # of 0 makes the next update a copy of the raw weights
+    Mutation("resume_restarts_ema", "resume", "mege/ema.py",
+             "self.updates = int(self.n_averaged)",
+             "self.updates = 0",
+             ("tests/test_ema.py", "tests/training/test_trainer.py"),
              "after resume the EMA is overwritten by the raw weights at the first step"),
-    Mutation("ema_lerp_weight", "training", "mege/train.py",
-             "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - decay)",
-             "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], decay)",
-             ("tests/test_train.py", "tests/test_train_step.py"),
+    Mutation("ema_lerp_weight", "training", "mege/ema.py",
+             "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - d)",
+             "torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], d)",
+             ("tests/test_ema.py", "tests/training/test_trainer.py", "tests/training/test_train_step.py"),
              "the EMA keeps weight 1 − decay on the old average instead of decay"),
     # ------------------------------------------------------------------ reports
-    Mutation("report_se_ddof", "report", "mege/report.py",
+    Mutation("report_se_ddof", "report", "mege/report/aggregate.py",
              "var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)",
              "var = math.fsum((v - mean) ** 2 for v in values) / n",
-             ("tests/test_report.py",),
+             ("tests/report/test_report.py",),
              "the report's ± across seeds uses the population variance (ddof 0): standard errors too small"),
-    Mutation("report_floor_mark", "report", "mege/report.py",
+    Mutation("report_floor_mark", "report", "mege/report/write.py",
              "and not math.isnan(value.mean) and value.mean <= 2 * floor.mean)",
              "and not math.isnan(value.mean) and value.mean <= floor.mean)",
-             ("tests/test_report.py",),
+             ("tests/report/test_report.py",),
              "the report marks a KL as 'at the floor' only below 1× the floor, not 2×"),
 ]
 
@@ -261,6 +270,53 @@ def check_imports_the_copy(copy: Path) -> None:
         raise SystemExit(f"the scratch copy's tests would import mege from {where}, not from {copy}")
 
 
+# ---------------------------------------------------------------------- --check
+def check_mutation(copy: Path, m: Mutation) -> list[str]:
+    """What keeps ``m`` from applying to the scratch copy (empty when it applies)."""
+    problems = []
+    target = copy / m.file
+    if not target.is_file():
+        problems.append(f"file {m.file} not found")
+    else:
+        original = target.read_text()
+        hits = original.count(m.old)
+        if hits != m.count:
+            problems.append(f"string found {hits} time(s) in {m.file}, expected {m.count}")
+        else:
+            mutated = original.replace(m.old, m.new)
+            if mutated == original:
+                problems.append("the replacement leaves the file unchanged")
+            elif m.file.endswith(".py"):
+                try:
+                    compile(mutated, m.file, "exec")
+                except SyntaxError as err:
+                    problems.append(f"the mutated file does not compile: {err.msg} (line {err.lineno})")
+    if not m.tests:
+        problems.append("no test files named")
+    problems += [f"test file {t} not found" for t in m.tests if not (copy / t).is_file()]
+    return problems
+
+
+def check_all(copy: Path, mutations: list[Mutation]) -> int:
+    """Print one line per mutation (``ok`` with file:line, or ``FAIL`` with why); the number that fail."""
+    failed = 0
+    for m in mutations:
+        problems = check_mutation(copy, m)
+        if problems:
+            failed += 1
+            print(f"FAIL {m.name:34s} {'; '.join(problems)}")
+        else:
+            line = (copy / m.file).read_text().split(m.old)[0].count("\n") + 1
+            print(f"ok   {m.name:34s} {m.file}:{line}  tests: {', '.join(m.tests)}")
+    print(f"{len(mutations) - failed} of {len(mutations)} mutations apply")
+    names = [m.name for m in mutations]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        failed += len(duplicates)
+        print(f"FAIL duplicate mutation names: {', '.join(duplicates)}")
+    return failed
+
+
 # ---------------------------------------------------------------------- report
 def md(text: str) -> str:
     """Inline code for a markdown table cell."""
@@ -319,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="comma-separated mutation names")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that every mutation applies and its test files exist (runs no tests)")
     parser.add_argument("--worktree", action="store_true", help="copy the working tree instead of HEAD")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
     parser.add_argument("--report", default=str(REPORT), help="markdown report path (default %(default)s)")
@@ -336,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
         for m in MUTATIONS:
             print(f"{m.name:34s} {m.area:10s} {m.file:32s} {m.why}")
         return 0
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="mege-mutate-check-") as tmp:
+            copy = Path(tmp) / "repo"
+            print(f"checking {len(chosen)} mutations on {copy_tree(copy, args.worktree)}")
+            return 1 if check_all(copy, chosen) else 0
 
     command = "python experiments/mutate.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     start = time.perf_counter()
