@@ -2,7 +2,7 @@
 # Stacked MNIST cpu-profile study: 3 seeds with and without the entropy term (JS MI bound, λ_H = 1),
 # two runs at a time on one thread each (joblib); then the table, reference row included.
 #   experiments/stacked_mnist/run_cpu.sh [sweep_dir]     (default multirun/stacked_mnist_cpu/study)
-# Needs the classifier once: `mege classifier train`. Wall time appended to <sweep_dir>.time.
+# Counts with the committed reference classifier. Wall time appended to <sweep_dir>.time.
 set -uo pipefail
 dir=${1:-multirun/stacked_mnist_cpu/study}
 MEGE=${MEGE:-mege}
