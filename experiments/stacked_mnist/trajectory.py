@@ -43,14 +43,14 @@ def main(argv: list[str]) -> int:
         choice = OmegaConf.load(hydra_file).hydra.runtime.choices.get("entropy") if hydra_file.is_file() else None
         choice = choice or str(cfg.entropy._target_).rsplit(".", 1)[-1]
         name = "none" if choice == "none" or float(cfg.get("lambda_h", 0)) == 0 else f"{choice} (λ_H {cfg.lambda_h})"
-        cells = {}
-        for row in run.rows():
+        cells, rows_of_run = {}, run.rows()
+        for row in rows_of_run:
             raw, ema = row.get("metrics", {}), row.get("ema_metrics", {})
             cells[row["step"]] = f"{raw.get('modes', '')} / {ema.get('modes', '')} ({raw.get('reverse_kl', float('nan')):.2f})"
             steps.add(row["step"])
         table.append((name, cfg.seed, cells))
-        if run.rows():
-            finals.append((name, cfg.seed, run.rows()[-1]))
+        if rows_of_run:
+            finals.append((name, cfg.seed, rows_of_run[-1]))
     steps = sorted(steps)
     header = ["entropy", "seed"] + [f"step {s}" for s in steps]
     rows = [[name, seed] + [cells.get(s, "") for s in steps] for name, seed, cells in sorted(table, key=lambda r: (r[0], r[1]))]
