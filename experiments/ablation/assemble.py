@@ -6,6 +6,9 @@ Copies the frontier plot next to it and stitches: the study command, the code it
 sweep's wall time (times.tsv), the runs finished and not finished, then the frontier table with
 the operating points and the leaderboard table with its paired intervals, as `mege report
 --frontier lambda_h` / `--leaderboard` wrote them. Rerunnable at any point of a partial study.
+``--copy-runs DIR`` also copies each run's small files (summary.json, config.yaml, overrides,
+metrics.jsonl; no checkpoint) to DIR, so that `mege report DIR/frontier --frontier lambda_h` and
+`mege report DIR/leaderboard --leaderboard` rebuild the tables from the committed copy.
 """
 
 from __future__ import annotations
@@ -26,6 +29,25 @@ def count(folder: Path) -> tuple[int, int, list[str]]:
     return len(runs), sum(r.included for r in runs), other
 
 
+RUN_FILES = ("summary.json", "config.yaml", ".hydra/overrides.yaml", "metrics.jsonl")
+
+
+def copy_runs(study: Path, dest: Path) -> int:
+    """Copy the small files of every run of the study's frontier and leaderboard sweeps; returns the run count."""
+    n = 0
+    for summary in sorted(study.glob("*/*/*/summary.json")):
+        run = summary.parent
+        if run.parent.parent.name not in ("frontier", "leaderboard"):
+            continue
+        n += 1
+        for name in RUN_FILES:
+            if (run / name).is_file():
+                target = dest / run.relative_to(study) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run / name, target)
+    return n
+
+
 def body(path: Path) -> str:
     if not path.is_file():
         return "_(not made yet)_\n"
@@ -38,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", type=Path)
     parser.add_argument("--dest", type=Path, default=Path("experiments/ablation"))
     parser.add_argument("--note", default="", help="text placed under the title (status, reading)")
+    parser.add_argument("--copy-runs", type=Path, default=None, help="also copy each run's small files here")
     args = parser.parse_args(argv)
     name = args.study.name
     args.dest.mkdir(parents=True, exist_ok=True)
@@ -73,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     out.append(body(args.study / "leaderboard_report" / "leaderboard.md"))
     dest = args.dest / f"leaderboard_{name}.md"
     dest.write_text("\n".join(out))
+    if args.copy_runs:
+        print(f"{copy_runs(args.study, args.copy_runs)} runs' small files -> {args.copy_runs}")
     print(dest, plot or "")
     return 0
 
