@@ -35,7 +35,7 @@ for label in ${ROWS:-$ORDER}; do
     for seed in $SEEDS; do
         echo "$label $seed ${ROW[$label]} $*"
     done
-done | xargs -r -P "$JOBS" -L 1 bash -c '
+done | sed "s/ *$//" | xargs -r -P "$JOBS" -L 1 bash -c '
     label=$0; seed=$1; shift 1; dir="'"$ROOT/$exp"'/$label/$seed"; t0=$(date +%s); mkdir -p "$(dirname "$dir")"
     "'"$MEGE"'" train experiment='"$exp"' seed=$seed train.progress=false "$@" hydra.run.dir="$dir" > "$dir.log" 2>&1 || true
     printf "%s\t%s\t%s\t%s\t%s s\n" "$(date -u +%H:%M:%S)" '"$exp"' "$label" "$seed" "$(( $(date +%s) - t0 ))" >> "'"$ROOT"'/times.tsv"'
