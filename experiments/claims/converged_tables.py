@@ -16,6 +16,7 @@ its 95 % t interval (mege.leaderboard.paired_difference). The verdict rule, fixe
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,14 +75,25 @@ CLAIMS = [
 ]
 
 
-def load_rows(root: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """{label: {seed: metrics}} over the completed runs of each row folder."""
-    rows = {}
+def _error(run_dir: Path) -> str:
+    """' (the error's first clause)' from a failed run's summary.json, else ''."""
+    try:
+        error = json.loads((run_dir / "summary.json").read_text()).get("error") or ""
+    except (OSError, ValueError):
+        return ""
+    return f" ({error.split(';')[0]})" if error else ""
+
+
+def load_rows(root: Path) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, list[str]]]:
+    """({label: {seed: metrics}} over the completed runs of each row folder, {label: ["seed s: status", …]} for the others)."""
+    rows, other = {}, {}
     for label in ROW_NAMES:
         folder = root / label
         if folder.is_dir():
-            rows[label] = {r.seed: r.metrics for r in build_report(folder).runs if r.included and r.status == "completed"}
-    return rows
+            runs = build_report(folder).runs
+            rows[label] = {r.seed: r.metrics for r in runs if r.included and r.status == "completed"}
+            other[label] = [f"seed {r.seed}: {r.status}{_error(r.path)}" for r in runs if not (r.included and r.status == "completed")]
+    return rows, other
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -113,14 +125,15 @@ def verdict_of(sign: int, low: float, high: float, n: int) -> str:
     return "not decided (interval includes 0)"
 
 
-def claim_markdown(title: str, predicts: str, labels: list[str], predictions: list[Prediction], rows: dict) -> str:
+def claim_markdown(title: str, predicts: str, labels: list[str], predictions: list[Prediction], rows: dict, other: dict) -> str:
     out = [f"## {title}", "", f"**Predicts.** {predicts}", ""]
     out += ["| row | seeds | modes (of 8) | HQ | assigned KL (floor) | EMA modes | EMA HQ | EMA assigned KL |",
             "|---|---|---|---|---|---|---|---|"]
     for label in labels:
         by_seed = rows.get(label, {})
         if not by_seed:
-            out.append(f"| {ROW_NAMES[label]} | 0 | not run | | | | | |")
+            why = "; ".join(other.get(label, [])) or "not run"
+            out.append(f"| {ROW_NAMES[label]} | 0 | {why} | | | | | |")
             continue
         floor = mean_se([m.get("assigned_kl_floor", math.nan) for m in by_seed.values()])[0]
         out.append(f"| {ROW_NAMES[label]} | {len(by_seed)} | {cell(by_seed, 'modes')} | {cell(by_seed, 'hq_fraction', True)} | "
@@ -151,12 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", type=Path, default=Path("experiments/claims/converged.md"))
     parser.add_argument("--note", default="", help="text placed under the title (command, wall times, reading)")
     args = parser.parse_args(argv)
-    rows = load_rows(args.root)
+    rows, other = load_rows(args.root)
     out = [f"# The seed's claims 1–3 on the converged `{args.root.name}` recipe (issue 13)", ""]
     if args.note:
         out += [args.note, ""]
     out += [__doc__.split("\n\n", 2)[2].strip(), ""]
-    out += [claim_markdown(*claim, rows) for claim in CLAIMS]
+    out += [claim_markdown(*claim, rows, other) for claim in CLAIMS]
+    failed = [f"`{label}` {note}" for label, notes in other.items() for note in notes]
+    if failed:
+        out += ["Runs not completed (no metrics; their rows count only the completed seeds): " + "; ".join(failed) + ".", ""]
     args.dest.write_text("\n".join(out))
     print(args.dest)
     return 0
