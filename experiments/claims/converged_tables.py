@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mege.leaderboard.points import paired_difference
-from mege.report import build_report, format_number
+from mege.report import Stat, build_report, format_number
 
 
 @dataclass(frozen=True)
@@ -97,13 +97,9 @@ def load_rows(root: Path) -> tuple[dict[str, dict[str, dict[str, float]]], dict[
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if not math.isnan(v)]
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = math.fsum(values) / n
-    se = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else math.nan
-    return mean, se
+    """Mean and s.e. (ddof = 1) of the finite values (mege.report.Stat)."""
+    stat = Stat.of([v for v in values if not math.isnan(v)])
+    return stat.mean, stat.se
 
 
 def cell(by_seed: dict[str, dict[str, float]], metric: str, pct: bool = False) -> str:
