@@ -11,8 +11,10 @@ import torch
 
 from mege.data import mnist
 from mege.errors import MegeError
+from mege import reproducibility
 from mege.metrics.classifier import (
-    REFERENCE_PATH, DigitClassifier, content_hash, load_classifier, random_affine, save_classifier, split_data, train_classifier,
+    REFERENCE_CONTENT_HASH, REFERENCE_PATH, RETRAINED_CONTENT_HASHES, DigitClassifier, content_hash, load_classifier,
+    random_affine, retrained_hash_here, save_classifier, split_data, train_classifier,
 )
 
 SHARED = mnist.REPO_ROOT.parent / "shared" / "data" / "mnist"
@@ -74,18 +76,37 @@ def test_content_hash_is_of_the_weights_not_the_file(tmp_path):
 
 
 def test_reference_classifier_is_committed_with_its_card():
+    """The committed file's weights hash to the constant written in code (not to a hash recomputed
+    from the same file): replacing the asset with any other weights fails here."""
     model, card = load_classifier()  # None = the committed reference
     assert card["path"] == str(REFERENCE_PATH) and card["is_reference"] is True
     blob = torch.load(REFERENCE_PATH, weights_only=True)
-    assert blob["card"]["content_hash"] == card["content_hash"]  # the hash written at training time
+    assert content_hash(blob["state_dict"]) == REFERENCE_CONTENT_HASH
+    assert blob["card"]["content_hash"] == REFERENCE_CONTENT_HASH  # the hash written at training time
     assert card["heldout_accuracy"] > 0.99 and card["recipe"]["threads"] == 1 and card["recipe"]["splits"] == ["test"]
+    assert RETRAINED_CONTENT_HASHES[0] == ({"torch": card["torch"], "cpu_capability": card["cpu_capability"],
+                                            "cpu_vendor": None}, REFERENCE_CONTENT_HASH)  # the platform it was made on
 
 
-@pytest.mark.skipif(not (SHARED / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"the MNIST test split is not at {SHARED}")
-def test_retraining_reproduces_the_reference_bit_for_bit(tmp_path):
+def test_is_reference_is_decided_by_content_hash_not_path(tmp_path):
+    """A copy of the reference elsewhere is the reference; other weights saved at a path are not."""
+    blob = torch.load(REFERENCE_PATH, weights_only=True)
+    copy = tmp_path / "copy.pt"
+    torch.save(blob, copy)
+    assert load_classifier(copy)[1]["is_reference"] is True
+    model, card = load_classifier()
+    with torch.no_grad():
+        model.head[-1].bias.add_(1e-3)
+    other = save_classifier(model, {k: v for k, v in card.items() if k not in ("path", "is_reference")}, tmp_path / "other.pt")
+    assert load_classifier(other)[1]["is_reference"] is False
+
+
+@pytest.fixture(scope="module")
+def retrained():
     """`mege classifier train` with its defaults (test split, seed 0, one thread, deterministic
-    algorithms; about 100 s) gives the committed reference's weights exactly: same content hash.
-    Run with 2 threads around it to show the thread count of the caller does not matter."""
+    algorithms; about 100 s), run with 2 threads around it to show the caller's thread count does not matter."""
+    if not (SHARED / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"the MNIST test split is not at {SHARED} (these tests retrain the reference recipe on it)")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -93,12 +114,32 @@ def test_retraining_reproduces_the_reference_bit_for_bit(tmp_path):
         assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(threads)
-    reference = load_classifier()[1]
-    assert card["content_hash"] == reference["content_hash"], (
-        f"retrained weights differ from the reference (cpu capability here {torch.backends.cpu.get_cpu_capability()}, "
-        f"reference trained on {reference['cpu_capability']}, torch {reference['torch']})"
-    )
-    assert card["heldout_accuracy"] == reference["heldout_accuracy"]
+    return model, card
+
+
+def test_retraining_is_bit_identical_where_promised(retrained):
+    """Bit for bit only on a platform recorded in RETRAINED_CONTENT_HASHES (same torch, ATen capability,
+    CPU vendor): on the AVX2 machine that made it, the reference itself; elsewhere skipped with the reason."""
+    expected = retrained_hash_here()
+    if expected is None:
+        made = "; ".join(reproducibility.describe(p) for p, _ in RETRAINED_CONTENT_HASHES)
+        pytest.skip(f"retraining is promised bit for bit on {made}, not on this machine "
+                    f"({reproducibility.describe(reproducibility.platform())}); "
+                    "test_retraining_matches_the_reference_within_kernel_tolerance guards it here")
+    assert retrained[1]["content_hash"] == expected, f"retrained weights differ from this platform's record ({expected[:8]}…)"
+
+
+def test_retraining_matches_the_reference_within_kernel_tolerance(retrained):
+    """On every machine: retraining gives the reference's held-out accuracy within 0.003 (kernel
+    differences measured 0.9935 → 0.9940 / 0.9945 on AVX-512 machines, 10 / 20 of 2 000 images) and
+    the same label as the reference on at least 99 % of the 2 000 held-out digits. A changed recipe
+    (another seed, augmentation, normalisation, split) moves these; last-bit kernel differences do not."""
+    model, card = retrained
+    reference, ref_card = load_classifier()
+    assert abs(card["heldout_accuracy"] - ref_card["heldout_accuracy"]) <= 0.003
+    held = split_data(SHARED, seed=0, holdout=2000)[2]
+    agreement = float((model.predict(held) == reference.predict(held)).float().mean())
+    assert agreement >= 0.99, f"retrained and reference classifiers agree on {agreement:.4f} of held-out digits"
 
 
 def test_load_errors_name_the_fix(tmp_path):
