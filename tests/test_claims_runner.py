@@ -31,14 +31,14 @@ def test_each_job_gets_its_row_and_seed_with_and_without_extra_overrides(tmp_pat
         sgd = _args(tmp_path, "sgd_beta0.9", seed)
         assert sgd[:3] == ["experiment=ring8", f"seed={seed}", "train.progress=false"]
         # equal effective step: lr·(1 − β) = 1e-2 at β = 0.9
-        assert sgd[3:6] == ["+sweep=claim3_equal_step_sgd", "optim.generator.momentum=0.9", "optim.generator.lr=0.1"]
+        assert sgd[3:6] == ["+sweep=claim3_equal_step_sgd", "optim.generator.momentum=0.9", "optim.generator.lr=0.001"]  # η·(1 − β) = 0.01·0.1
         assert _args(tmp_path, "wgan_gp", seed)[3:5] == ["penalty=wgan_gp", "penalty.weight=10"]
         assert _args(tmp_path, "recipe", seed)[3:] == [f"hydra.run.dir={tmp_path}/root/ring8/recipe/{seed}"]
     times = (tmp_path / "root" / "times.tsv").read_text().splitlines()
     assert len(times) == 6
     assert _run(tmp_path, "sgd_beta0.5", extra=["train.steps=4"], seeds="2").returncode == 0
     assert _args(tmp_path, "sgd_beta0.5", 2)[3:7] == ["+sweep=claim3_equal_step_sgd", "optim.generator.momentum=0.5",
-                                                      "optim.generator.lr=0.02", "train.steps=4"]
+                                                      "optim.generator.lr=0.005", "train.steps=4"]
 
 
 def test_an_unknown_row_is_refused_before_any_run(tmp_path):

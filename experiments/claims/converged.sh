@@ -13,7 +13,7 @@ set -uo pipefail
 exp=${1:-ring8}; shift || true
 MEGE=${MEGE:-mege}; ROOT=${ROOT:-outputs/claims_converged}; SEEDS=${SEEDS:-0 1 2}; ETA=${ETA:-1e-2}; JOBS=${JOBS:-2}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-lr() { python3 -c "print(f'{$ETA / (1 - $1):.6g}')"; }
+lr() { python3 -c "print(f'{$ETA * (1 - $1):.6g}')"; }   # heavy ball moves lr/(1 − β) per unit gradient: equal effective step η ⇒ lr = η·(1 − β)
 declare -A ROW=(
   [recipe]=""
   [sgd_beta0.0]="+sweep=claim3_equal_step_sgd optim.generator.momentum=0.0 optim.generator.lr=$(lr 0.0)"   # claim 3: lr·(1 − β) = ETA
