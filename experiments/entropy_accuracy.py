@@ -40,6 +40,7 @@ from scipy.stats import gaussian_kde
 
 from mege.entropy.base import EntropyEstimator, score_surrogate
 from mege.entropy.catalogue import CONFIG_DIR
+from mege.entropy.facts import constructor_node, facts_of
 from mege.entropy.term import estimate as estimate_entropy
 from mege.metrics.entropy_tasks import (EntropyTask, LinearGaussianTask, anisotropic_gaussian, isotropic_gaussian,
                                         ring_mixture, uniform_box, value_tasks)
@@ -47,32 +48,31 @@ from mege.metrics.entropy_tasks import (EntropyTask, LinearGaussianTask, anisotr
 OUT = Path(__file__).resolve().with_suffix("")
 COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python experiments/entropy_accuracy.py"
 
-# label: (config name, dotlist overrides, fit steps). Fit: Adam lr 1e-3 (kde_learned: 0.05) on
-# fresh batches of FIT_BATCH; the trainer's default is 2e-4 with fit_steps per generator step.
+# label: (config name, dotlist overrides, fit steps). Fit steps: the estimator's fact
+# `accuracy_fit_steps` (configs/entropy/<name>.yaml, mege.entropy.facts); Adam lr 1e-3 (kde_learned:
+# 0.05) on fresh batches of FIT_BATCH; the trainer's default is 2e-4 with fit_steps per generator step.
+
+
+def _entry(config: str, overrides: list[str] | None = None) -> tuple[str, list[str], int]:
+    return config, overrides or [], facts_of(config).accuracy_fit_steps
+
+
 VALUE_ESTIMATORS = {
-    "knn (k=1)": ("knn", ["k=1"], 0),
-    "knn (k=4)": ("knn", [], 0),
-    "knn_weighted (k=8)": ("knn_weighted", [], 0),
-    "kde (LOO, Scott)": ("kde", [], 0),
-    "kde (resubstitution)": ("kde", ["leave_one_out=false"], 0),
-    "kde_learned (LOO)": ("kde_learned", [], 40),
-    "flow_affine": ("flow_affine", [], 100),
-    "flow_spline": ("flow_spline", [], 60),
-    "flow_zuko_maf": ("flow_zuko_maf", [], 100),
-    "flow_zuko_nsf": ("flow_zuko_nsf", [], 60),
+    "knn (k=1)": _entry("knn", ["k=1"]),
+    "knn (k=4)": _entry("knn"),
+    "knn_weighted (k=8)": _entry("knn_weighted"),
+    "kde (LOO, Scott)": _entry("kde"),
+    "kde (resubstitution)": _entry("kde", ["leave_one_out=false"]),
+    "kde_learned (LOO)": _entry("kde_learned"),
+    "flow_affine": _entry("flow_affine"),
+    "flow_spline": _entry("flow_spline"),
+    "flow_zuko_maf": _entry("flow_zuko_maf"),
+    "flow_zuko_nsf": _entry("flow_zuko_nsf"),
 }
 GRADIENT_ESTIMATORS = {
     **{k: v for k, v in VALUE_ESTIMATORS.items() if k not in ("kde (resubstitution)", "knn (k=1)")},
-    "kde_score": ("kde_score", [], 0),
-    "stein": ("stein", [], 0),
-    "ssge": ("ssge", [], 0),
-    "mi_js": ("mi_js", [], 300),
-    "mi_mine": ("mi_mine", [], 300),
-    "mi_nwj": ("mi_nwj", [], 300),
-    "mi_infonce": ("mi_infonce", [], 300),
-    "mi_smile": ("mi_smile", [], 300),
-    "posterior_hmc": ("posterior_hmc", [], 0),
-    "posterior_is": ("posterior_is", [], 60),
+    **{name: _entry(name) for name in ("kde_score", "stein", "ssge", "mi_js", "mi_mine", "mi_nwj", "mi_infonce",
+                                       "mi_smile", "posterior_hmc", "posterior_is")},
 }
 FIT_BATCH = 256
 WARMUP_CALLS = 20  # estimators with adaptive state but no parameters (HMC step size)
@@ -85,7 +85,7 @@ FLOWS = {"flow_affine": "pyro, affine coupling", "flow_spline": "pyro, spline co
 
 def build(config: str, overrides: list[str], x_dim: int, z_dim: int) -> EntropyEstimator:
     node = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / f"{config}.yaml"), OmegaConf.from_dotlist(overrides))
-    return hydra.utils.instantiate(OmegaConf.create({"x_dim": x_dim, "z_dim": z_dim, "entropy": node}).entropy)
+    return hydra.utils.instantiate(constructor_node(OmegaConf.create({"x_dim": x_dim, "z_dim": z_dim, "entropy": node}).entropy))
 
 
 def draw(task: EntropyTask, n: int):

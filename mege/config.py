@@ -25,15 +25,30 @@ def config_dir() -> Path:
     return Path(os.environ.get("MEGE_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
 
 
-def group_options(group: str) -> list[str]:
-    """Names of the yaml files in ``configs/<group>/`` (e.g. the known estimators)."""
-    folder = config_dir() / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+def search_dirs(overrides: Iterable[str]) -> list[Path]:
+    """The config folders of ``hydra.searchpath=[file://DIR,...]`` among ``overrides`` (a user's own
+    options, e.g. ``DIR/entropy/mine.yaml``), in order."""
+    dirs: list[Path] = []
+    for arg in overrides:
+        key, _, value = str(arg).partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            for item in value.strip("[]").split(","):
+                item = item.strip().strip("'\"")
+                if item.startswith("file://"):
+                    dirs.append(Path(item.removeprefix("file://")))
+    return dirs
 
 
-def check_group_choice(group: str, name: str) -> None:
-    """One-line error naming the known options when ``group=name`` has no yaml."""
-    known = group_options(group)
+def group_options(group: str, dirs: Iterable[Path] = ()) -> list[str]:
+    """Names of the yaml files in ``configs/<group>/`` (e.g. the known estimators) and in ``<dir>/<group>/``
+    of the extra config folders ``dirs`` (:func:`search_dirs`)."""
+    folders = [Path(d) / group for d in dirs] + [config_dir() / group]
+    return sorted({p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.yaml")})
+
+
+def check_group_choice(group: str, name: str, dirs: Iterable[Path] = ()) -> None:
+    """One-line error naming the known options when ``group=name`` has no yaml (in mege's configs or ``dirs``)."""
+    known = group_options(group, dirs)
     if known and name not in known and name != "null":
         raise MegeError(f"unknown {group} '{name}'; known: {', '.join(known)} "
                         f"(or add configs/{group}/{name}.yaml, or set {group}._target_=your.module.Class).")

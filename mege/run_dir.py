@@ -15,7 +15,7 @@ atomically (temp file + rename); ``metrics.jsonl`` is appended and read skipping
 
 A run folder is continued only under the config it was written with: :meth:`RunDir.check_resume`
 compares the resolved config against ``config.yaml`` and refuses (one line naming the fix) when
-anything but :data:`MAY_CHANGE` differs, or when ``train.steps`` shrinks below the checkpoint's step.
+anything but :data:`MAY_CHANGE` (and the keys under :data:`MAY_CHANGE_UNDER`) differs, or when ``train.steps`` shrinks below the checkpoint's step.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from mege.errors import MegeError, check
 # Keys that may differ when a run is continued: more steps, and how it is watched and checkpointed.
 MAY_CHANGE = ("train.steps", "train.resume", "train.progress", "train.plot", "train.ckpt_every", "device",
               "optimized_metric")
+MAY_CHANGE_UNDER = ("entropy.facts.",)  # what studies know about the estimator (mege.entropy.facts), not how it trains
 FORCE = "force"  # train.resume=force continues a run whose config changed
 
 
@@ -89,7 +90,7 @@ def config_changes(old: dict, new: dict) -> list[str]:
     out = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
-        if va == vb or key in MAY_CHANGE or (grows and (va, vb) == steps):
+        if va == vb or key in MAY_CHANGE or key.startswith(MAY_CHANGE_UNDER) or (grows and (va, vb) == steps):
             continue
         out.append(f"{key}: {va!r} → {vb!r}")
     return out
@@ -181,6 +182,14 @@ class RunDir:
     def status(self) -> str | None:
         """``summary.json``'s status, or None."""
         return (self.read_json(self.SUMMARY) or {}).get("status")
+
+    def overrides(self) -> list[str] | None:
+        """The command-line overrides hydra recorded (``.hydra/overrides.yaml``), or None when absent."""
+        try:
+            items = yaml.safe_load((self.path / self.HYDRA_OVERRIDES).read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+        return [str(item) for item in items] if isinstance(items, list) else None
 
     def rows(self) -> list[dict]:
         """The evaluation rows of ``metrics.jsonl`` (a torn line skipped)."""

@@ -8,18 +8,19 @@
   mege classifier train            train the Stacked MNIST mode classifier
   mege sample <run_dir> --steps K  latent-space MCMC from the learned energy
   mege report <sweep_dir>          aggregate a sweep into tables and plots
+  mege study SPEC.yaml [--jobs N]  run or continue a study: rows × seeds (× λ_H), resumable, then its tables
 """
 
 from __future__ import annotations
 
 import sys
 
-from mege.cli import classifier, data, estimators, evaluate, report, sample, train
+from mege.cli import classifier, data, estimators, evaluate, report, sample, study, train
 from mege.errors import MegeError, check
 
 COMMANDS = {"train": train.train, "resume": train.resume, "eval": evaluate.evaluate,
             "estimators": estimators.estimators, "data": data.main, "classifier": classifier.main,
-            "sample": sample.main, "report": report.main}
+            "sample": sample.main, "report": report.main, "study": study.main}
 
 
 def main(argv: list[str] | None = None) -> int:

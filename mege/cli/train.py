@@ -11,19 +11,20 @@ from __future__ import annotations
 import json
 import sys
 
-from mege.config import check_group_choice, check_override_keys, config_dir
+from mege.config import check_group_choice, check_override_keys, config_dir, search_dirs
 from mege.errors import MegeError, check
 
 
 def check_overrides(argv: list[str]) -> None:
     """``group=name`` overrides must name a yaml of that group; λ's must be ≥ 0."""
     groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
+    dirs = search_dirs(argv)  # a user's own options, added with hydra.searchpath=[file://DIR]
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
         if sep and key in groups and "(" not in value:  # sweep functions such as glob(*) pass through
             for choice in value.split(","):
-                check_group_choice(key, choice)
+                check_group_choice(key, choice, dirs)
 
 
 def sweep_objective(summary: dict, metric: str | None) -> float | None:

@@ -4,7 +4,7 @@ r"""λ_H frontier and estimator leaderboard of a sweep: ``mege report <sweep> --
 pooled over seeds; for each group the mean ± s.e. (ddof = 1) of ``modes``, ``hq_fraction`` and
 ``assigned_kl`` (raw generator, and ``ema/`` for its EMA). The *context* is every other swept
 override (e.g. ``experiment``), one figure and one table per context. The figure has one column
-per estimator *family* (:func:`family_of`, from the estimator's ``_target_``) and one row per
+per estimator *family* (the run's ``entropy.facts.family``, else :func:`family_of` of its ``_target_``) and one row per
 metric, PARAM on a log axis; ``none`` (no entropy term, λ_H = 0) is drawn as a horizontal
 reference line with its ± s.e. band, the assigned KL's perfect-sampler floor as a dotted line.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from mege.entropy.facts import family_of
 from mege.report import HOW_KEYS, Run, Stat, _is_seed_key, format_number, swept_keys
 
 NONE = "none"
@@ -20,25 +21,6 @@ TOL = 1e-9
 0.7999…), and assigned KLs equal to TOL are a tie."""
 
 FAMILY_ORDER = ("MI bound", "KDE value", "KDE score", "kNN", "flow", "Stein / SSGE", "posterior score")
-
-
-def family_of(target: str | None, name: str = "") -> str:
-    """Estimator family from its ``_target_`` (``mege.entropy.<module>.<Class>``):
-    mi → MI bound, kde (value) → KDE value, kde (…Score) → KDE score, knn → kNN, flow / zuko_flow →
-    flow, stein → Stein / SSGE, posterior → posterior score, none → none; another module is its own
-    family (named by the module). Without a target, the config name's prefix decides."""
-    if not target:
-        prefix = name.split("_")[0]
-        target = {"mi": "mege.entropy.mi.X", "kde": "mege.entropy.kde." + ("KDEScore" if "score" in name else "X"),
-                  "knn": "mege.entropy.knn.X", "flow": "mege.entropy.flow.X", "stein": "mege.entropy.stein.X",
-                  "ssge": "mege.entropy.stein.X", "posterior": "mege.entropy.posterior.X",
-                  "none": "mege.entropy.none.X"}.get(prefix, f"{name}.X")
-    module, _, cls = str(target).rpartition(".")
-    leaf = module.rsplit(".", 1)[-1]
-    if leaf == "kde":
-        return "KDE score" if "score" in cls.lower() else "KDE value"
-    return {"mi": "MI bound", "knn": "kNN", "flow": "flow", "zuko_flow": "flow", "stein": "Stein / SSGE",
-            "posterior": "posterior score", "none": NONE}.get(leaf, leaf or str(target))
 
 
 # ----------------------------------------------------------------------------- reading runs
@@ -76,10 +58,12 @@ def _config_value(run: Run, key: str):
 
 
 def estimator_of(run: Run) -> tuple[str, str]:
-    """(estimator name, family): the ``entropy=`` override, else the class of ``entropy._target_``."""
+    """(estimator name, family): the ``entropy=`` override, else the class of ``entropy._target_``; the family
+    is the run's own ``entropy.facts.family`` (:mod:`mege.entropy.facts`), else follows the target."""
     target = _config_value(run, f"{ESTIMATOR_KEY}._target_")
     name = run.overrides.get(ESTIMATOR_KEY) or (str(target).rsplit(".", 1)[-1] if target else "?")
-    return name, family_of(target and str(target), name)
+    family = _config_value(run, f"{ESTIMATOR_KEY}.facts.family")
+    return name, str(family) if family else family_of(target and str(target), name)
 
 
 def param_of(run: Run, param: str) -> float:
@@ -135,28 +119,31 @@ def _mean(point: Point, metric: str) -> float:
     return math.nan if stat is None or stat.n == 0 else stat.mean
 
 
-def qualifies(point: Point, min_hq: float = MIN_HQ, prefix: str = "") -> bool:
+def qualifies(point: Point, min_hq: float = MIN_HQ, prefix: str = "", metric: str = RULE_METRIC) -> bool:
     hq = _mean(point, prefix + "hq_fraction")
-    return not math.isnan(hq) and hq >= min_hq - TOL and not math.isnan(_mean(point, prefix + RULE_METRIC))
+    return not math.isnan(hq) and hq >= min_hq - TOL and not math.isnan(_mean(point, prefix + metric))
 
 
-def _pick(points: list[Point], min_hq: float, prefix: str) -> Point | None:
-    candidates = [p for p in points if qualifies(p, min_hq, prefix)]
+def _pick(points: list[Point], min_hq: float, prefix: str, metric: str = RULE_METRIC) -> Point | None:
+    candidates = [p for p in points if qualifies(p, min_hq, prefix, metric)]
     if not candidates:
         return None
-    low = min(_mean(p, prefix + RULE_METRIC) for p in candidates)
-    return min((p for p in candidates if _mean(p, prefix + RULE_METRIC) <= low + TOL), key=lambda p: p.value)
+    low = min(_mean(p, prefix + metric) for p in candidates)
+    return min((p for p in candidates if _mean(p, prefix + metric) <= low + TOL), key=lambda p: p.value)
 
 
-def choose_operating_point(points: list[Point], min_hq: float = MIN_HQ, prefix: str = "") -> tuple[Point | None, str]:
-    """The rule for one estimator's points: lowest mean assigned KL among values with mean HQ ≥ min_hq,
-    tie → smaller value. Returns (point or None, the reason in words)."""
-    chosen = _pick(points, min_hq, prefix)
+def choose_operating_point(points: list[Point], min_hq: float = MIN_HQ, prefix: str = "",
+                           metric: str = RULE_METRIC) -> tuple[Point | None, str]:
+    """The rule for one estimator's points: lowest mean ``metric`` (assigned KL) among values with mean
+    HQ ≥ min_hq, tie → smaller value; ``prefix`` ``ema/`` reads the EMA generator's. Returns (point or None,
+    the reason in words)."""
+    chosen = _pick(points, min_hq, prefix, metric)
     if chosen is None:
         best_hq = max((_mean(p, prefix + "hq_fraction") for p in points), default=math.nan)
         return None, f"no value reaches mean HQ ≥ {min_hq:.0%} (highest {_pct(best_hq)})"
-    n_ok = sum(qualifies(p, min_hq, prefix) for p in points)
-    return chosen, (f"lowest mean assigned KL ({format_number(_mean(chosen, prefix + RULE_METRIC))}) among the "
+    n_ok = sum(qualifies(p, min_hq, prefix, metric) for p in points)
+    what = "assigned KL" if metric == RULE_METRIC else metric
+    return chosen, (f"lowest mean {what} ({format_number(_mean(chosen, prefix + metric))}) among the "
                     f"{n_ok} of {len(points)} values with mean HQ ≥ {min_hq:.0%}")
 
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from mege.config import instantiate
 from mege.ema import EMA, ema_or_none
+from mege.entropy.facts import constructor_node
 from mege.entropy.term import EntropyTerm, estimate, trainable
 from mege.errors import MegeError, check
 from mege.loggers import JsonlLogger
@@ -85,11 +86,10 @@ def build(cfg: DictConfig, settings: Settings) -> Components:
     generator = instantiate(cfg.generator, allowed, where="generator").to(device)
     loss = instantiate(cfg.loss, allowed, where="loss")
     penalty = instantiate(cfg.penalty, allowed, where="penalty").to(device)
-    # an estimator's yaml may carry its own optimiser (`optimizer:`, a _partial_); else optim.entropy
+    # an estimator's yaml may carry its own optimiser (`optimizer:`, a _partial_; else optim.entropy) and
+    # its facts (mege.entropy.facts); neither reaches the constructor
     own_optimizer = cfg.entropy.get("optimizer")
-    estimator_node = cfg.entropy if own_optimizer is None else OmegaConf.create(
-        {k: v for k, v in OmegaConf.to_container(cfg.entropy, resolve=True).items() if k != "optimizer"})
-    estimator = instantiate(estimator_node, allowed, where="entropy").to(device)
+    estimator = instantiate(constructor_node(cfg.entropy), allowed, where="entropy").to(device)
     metric = instantiate(cfg.metric, allowed, where="metric")
     ema = ema_or_none(generator, cfg.get("ema_decay"), bool(cfg.get("ema_warmup", False)))
     check_shapes(data, critic, generator, estimator, cfg, settings)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mege.entropy.base import EntropyEstimator, EntropyResult, flatten
+from mege.entropy.facts import constructor_node
 from mege.entropy.catalogue import CONFIG_DIR, catalogue, estimator_names, known_estimators, unknown_estimator_message
 from mege.entropy.none import NoEntropy
 from mege.entropy.term import estimate
@@ -47,7 +48,7 @@ def build(path, seed: int = 0, shape: tuple[int, ...] = (X_DIM,)):
     """(estimator, generator, z, x = G(z)) from the yaml, all from ``seed``."""
     torch.manual_seed(seed)
     cfg = OmegaConf.create({"x_dim": int(torch.tensor(shape).prod()), "z_dim": Z_DIM, "entropy": OmegaConf.load(path)})
-    estimator = hydra.utils.instantiate(cfg.entropy)
+    estimator = hydra.utils.instantiate(constructor_node(cfg.entropy))  # the yaml's facts: node dropped
     generator = TinyGenerator(Z_DIM, shape)
     if estimator.needs_noisy_generator:
         generator = NoisyGenerator(generator, sigma=0.3)
@@ -117,7 +118,7 @@ def test_surrogate_gradient_points_along_the_entropy_gradient(config):
     if "hidden" in node:
         node.hidden = 64
     torch.manual_seed(0)
-    estimator = hydra.utils.instantiate(OmegaConf.create({"x_dim": X_DIM, "z_dim": Z_DIM, "entropy": node}).entropy)
+    estimator = hydra.utils.instantiate(constructor_node(OmegaConf.create({"x_dim": X_DIM, "z_dim": Z_DIM, "entropy": node}).entropy))
     task = LinearGaussianTask(X_DIM, k=Z_DIM, seed=0)
     generator = task.generator
     if isinstance(estimator, NoEntropy):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import TINY
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from mege.config import config_dir
-from mege.entropy.catalogue import CONFIG_DIR, estimator_names
+from mege.entropy.catalogue import estimator_names
+from mege.entropy.facts import facts_of
 from mege.training import trainer_from_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -21,7 +21,7 @@ LAMBDA, LAMBDA_END, STEPS = 0.3, 0.9, 3  # λ_H(step) = 0.3 + 0.6·step/3: 0.3, 
 
 def config_for(name: str):
     """conftest's tiny config on grid-25; the noisy MLP generator for estimators that need one."""
-    noisy = "posterior" in OmegaConf.load(CONFIG_DIR / f"{name}.yaml")._target_
+    noisy = facts_of(name).needs_noisy_generator
     generator = ["generator=noisy_mlp", "generator.base.hidden=32", "generator.base.depth=2"] if noisy else []
     tiny = [o for o in TINY if not (noisy and o.startswith("generator."))]
     with initialize_config_dir(str(config_dir()), version_base="1.3"):

@@ -1,0 +1,161 @@
+"""Running a study's jobs: locally ``--jobs`` at a time, or as SLURM arrays through hydra's submitit launcher.
+
+Each job is ``mege train <overrides> hydra.run.dir=<its folder>`` in its own process (one thread:
+``OMP_NUM_THREADS=1`` and ``MKL_NUM_THREADS=1`` unless set), so the run folder's own rules hold
+(:mod:`mege.run_dir`): a completed run recorded with the same overrides is kept without a process; any
+other folder is handed to ``mege train``, which continues an interrupted run from its checkpoint, ends
+a completed one at once, and refuses a folder written under another config in one line. A job that
+fails is recorded with the last line of its stderr and the others go on. Every job that ran appends
+one row to ``<out>/times.tsv``: stage, row, λ_H, seed, status, wall seconds, start (UTC), error.
+
+On SLURM (``--launcher slurm``, configs/launcher/slurm.yaml) the seeds of one (stage, row, λ_H)
+are one ``mege train -m ... seed=a,b,c +launcher=slurm`` array into the same folders
+(``hydra.sweep.dir=<row folder>``, ``hydra.sweep.subdir=${seed}``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mege.run_dir import RunDir
+from mege.study.plan import Job
+
+TRAIN = [sys.executable, "-m", "mege.cli", "train"]
+"""The train command (tests point it at a fake)."""
+TIMES = "times.tsv"
+TIMES_HEADER = "stage\trow\tlambda_h\tseed\tstatus\twall_s\tstart_utc\terror\n"
+LOG = "study.log"
+LAUNCH_KEYS = ("launcher",)
+
+
+@dataclass
+class Outcome:
+    """What became of one job: completed (ran now), kept (completed before), failed (with its error)."""
+
+    job: Job
+    status: str
+    wall_s: float | None = None
+    error: str = ""
+
+
+def _recorded(items: list[str] | tuple[str, ...]) -> list[str]:
+    """Overrides that shape the run (hydra's own and the launcher's left out)."""
+    out = []
+    for item in items:
+        key = item.partition("=")[0].lstrip("+~")
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")) or key in LAUNCH_KEYS:
+            continue
+        out.append(item)
+    return out
+
+
+def is_done(job: Job) -> bool:
+    """Completed, with exactly this job's overrides recorded: nothing to run."""
+    run = RunDir(job.path)
+    recorded = run.overrides()
+    return run.status() == "completed" and recorded is not None and _recorded(recorded) == _recorded(job.overrides)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1")}
+
+
+def local_command(job: Job) -> list[str]:
+    return [*TRAIN, *job.overrides, f"hydra.run.dir={job.path}"]
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+class Recorder:
+    """Appends one row per finished job to ``<out>/times.tsv`` (thread-safe)."""
+
+    def __init__(self, out: Path):
+        self.path = out / TIMES
+        self.lock = threading.Lock()
+
+    def add(self, outcome: Outcome, start: float) -> None:
+        job = outcome.job
+        row = [job.stage, job.row, "" if job.lambda_h is None else f"{job.lambda_h:g}", str(job.seed), outcome.status,
+               "" if outcome.wall_s is None else f"{outcome.wall_s:.1f}",
+               time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)), outcome.error.replace("\t", " ")]
+        with self.lock:
+            new = not self.path.is_file()
+            with open(self.path, "a") as f:
+                f.write((TIMES_HEADER if new else "") + "\t".join(row) + "\n")
+
+
+def run_one(job: Job, recorder: Recorder) -> Outcome:
+    """One job in its own process; its output to ``<folder>/study.log``."""
+    if is_done(job):
+        return Outcome(job, "kept")
+    job.path.mkdir(parents=True, exist_ok=True)
+    start, t0 = time.time(), time.perf_counter()
+    with open(job.path / LOG, "w") as log:
+        proc = subprocess.run(local_command(job), env=env(), stdout=log, stderr=subprocess.PIPE, text=True)
+        log.write(proc.stderr)
+    wall = time.perf_counter() - t0
+    status = RunDir(job.path).status()
+    if proc.returncode == 0 and status == "completed":
+        outcome = Outcome(job, "completed", wall)
+    else:
+        error = _last_line(proc.stderr) or f"exit {proc.returncode}, run status {status!r}"
+        outcome = Outcome(job, "failed", wall, error)
+    recorder.add(outcome, start)
+    print(f"[{outcome.status}] {job.label} ({wall:.0f} s){': ' + outcome.error if outcome.error else ''}", flush=True)
+    return outcome
+
+
+def run_local(jobs: list[Job], n_jobs: int, out: Path) -> list[Outcome]:
+    """The jobs, ``n_jobs`` at a time, in order."""
+    recorder = Recorder(out)
+    with ThreadPoolExecutor(max(1, n_jobs)) as pool:
+        return list(pool.map(lambda j: run_one(j, recorder), jobs))
+
+
+def slurm_groups(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs sharing stage, row and λ_H (one SLURM array each), in order."""
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.stage, job.row, job.lambda_h), []).append(job)
+    return list(groups.values())
+
+
+def slurm_command(group: list[Job]) -> list[str]:
+    """``mege train -m <overrides> seed=a,b +launcher=slurm hydra.sweep.dir=<row folder> hydra.sweep.subdir=${seed}``."""
+    first = group[0]
+    overrides = [o for o in first.overrides if o.partition("=")[0].lstrip("+") != "seed"]
+    seeds = ",".join(str(j.seed) for j in group)
+    return [*TRAIN, "-m", *overrides, f"seed={seeds}", "+launcher=slurm", f"hydra.sweep.dir={first.path.parent}",
+            "hydra.sweep.subdir=${seed}"]
+
+
+def run_slurm(jobs: list[Job], out: Path) -> list[Outcome]:
+    """One array per group of the jobs not yet done; outcomes read from the run folders afterwards."""
+    recorder = Recorder(out)
+    outcomes = []
+    for group in slurm_groups(jobs):
+        todo = [j for j in group if not is_done(j)]
+        outcomes += [Outcome(j, "kept") for j in group if j not in todo]
+        if not todo:
+            continue
+        start, t0 = time.time(), time.perf_counter()
+        proc = subprocess.run(slurm_command(todo), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - t0
+        for job in todo:
+            ok = RunDir(job.path).status() == "completed"
+            outcome = Outcome(job, "completed" if ok else "failed", wall,
+                              "" if ok else (_last_line(proc.stderr) or f"run status {RunDir(job.path).status()!r}"))
+            recorder.add(outcome, start)
+            outcomes.append(outcome)
+    return outcomes
