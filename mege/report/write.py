@@ -6,7 +6,8 @@ import csv
 import math
 from pathlib import Path
 
-from mege.report.aggregate import Report, Stat
+from mege.metrics.goodness_of_fit import pooled_exact_sampling_p
+from mege.report.aggregate import Group, Report, Stat
 from mege.report.plots import plot_bars, plot_landscapes, plot_metrics
 from mege.report.runs import DASH
 from mege.tables import markdown_table
@@ -24,8 +25,41 @@ def format_cell(stat: Stat, runs: int) -> str:
 
 AT_FLOOR = " ≤2×floor"
 
-"""Appended to a KL cell whose mean is within twice the mean of its ``<metric>_floor`` column: the
-perfect-sampler KL at the same sample count, so the number cannot tell the model from exact sampling."""
+"""Appended to a KL cell whose mean is within twice the mean of its ``<metric>_floor`` column (the
+perfect-sampler KL at the same sample count). Not a test: its G-test p column says whether the
+histograms can be told from exact sampling (at 25 modes, 2 × floor is already p ≈ 0.0025)."""
+
+GOF_SUFFIX = " p"
+"""Column after each toy KL: the exact-sampling G-test p-value pooled over the group's runs
+(:mod:`mege.metrics.goodness_of_fit`; n = the samples in the histogram, K = the mixture's modes)."""
+
+KL_SAMPLE_COUNT = {"assigned_kl": None, "reverse_kl": "n_hq"}
+"""Toy KLs with a G-test: the histogram's sample count is the protocol's n_samples (None) or this metric."""
+
+
+def gof_metrics(report: Report) -> list[str]:
+    """The report's toy KL columns that get a G-test p column (those whose runs carry n and K)."""
+    return [m for m in report.metrics if m.split("/")[-1] in KL_SAMPLE_COUNT
+            and any(not math.isnan(pooled_p(g, m)) for g in report.groups)]
+
+
+def pooled_p(group: Group, metric: str) -> float:
+    """Exact-sampling G-test p of ``metric`` pooled over the group's runs (nan where n or K is unknown)."""
+    prefix, _, name = metric.rpartition("/")
+    prefix = prefix + "/" if prefix else ""
+    histograms = []
+    for run in group.runs:
+        card = run.protocols.get(prefix.rstrip("/"), {})
+        count = KL_SAMPLE_COUNT[name]
+        n = card.get("n_samples") if count is None else run.metrics.get(prefix + count)
+        if metric not in run.metrics or n is None or "n_modes" not in card:
+            return math.nan
+        histograms.append((run.metrics[metric], n, int(card["n_modes"])))
+    return pooled_exact_sampling_p(histograms) if histograms else math.nan
+
+
+def format_p(p: float) -> str:
+    return DASH if math.isnan(p) else f"{p:.2g}"
 
 def at_floor(stats: dict[str, Stat], metric: str) -> bool:
     """True when ``metric`` has a ``<metric>_floor`` companion and its mean is ≤ 2× the floor's mean."""
@@ -36,20 +70,28 @@ def at_floor(stats: dict[str, Stat], metric: str) -> bool:
 
 def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """The markdown table: group keys, runs, excluded, one cell per metric (KLs within 2× their floor marked)."""
-    header = (report.keys or ["group"]) + ["runs", "excluded"] + report.metrics
+    gof = set(gof_metrics(report))
+    header = (report.keys or ["group"]) + ["runs", "excluded"]
+    for m in report.metrics:
+        header += [m] + ([m + GOF_SUFFIX] if m in gof else [])
     rows = []
     for g in report.groups:
         head = list(g.values) if report.keys else [report.label(g)]
-        cells = [format_cell(g.stats[m], len(g.runs)) + (AT_FLOOR if at_floor(g.stats, m) else "") for m in report.metrics]
+        cells = []
+        for m in report.metrics:
+            cells.append(format_cell(g.stats[m], len(g.runs)) + (AT_FLOOR if at_floor(g.stats, m) else ""))
+            if m in gof:
+                cells.append(format_p(pooled_p(g, m)))
         rows.append(head + [str(len(g.runs)), str(len(g.excluded))] + cells)
     return header, rows
 
 def write_csv(report: Report, path: Path) -> None:
     """One row per group: keys, runs, excluded, then ``<metric>:mean``, ``<metric>:se``, ``<metric>:n``
     (full precision; 'nan' where undefined)."""
+    gof = set(gof_metrics(report))
     header = (report.keys or ["group"]) + ["runs", "excluded"]
     for m in report.metrics:
-        header += [f"{m}:mean", f"{m}:se", f"{m}:n"]
+        header += [f"{m}:mean", f"{m}:se", f"{m}:n"] + ([f"{m}:pooled_p"] if m in gof else [])
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -58,7 +100,7 @@ def write_csv(report: Report, path: Path) -> None:
             row += [len(g.runs), len(g.excluded)]
             for m in report.metrics:
                 s = g.stats[m]
-                row += [repr(s.mean), repr(s.se), s.n]
+                row += [repr(s.mean), repr(s.se), s.n] + ([repr(pooled_p(g, m))] if m in gof else [])
             writer.writerow(row)
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -93,7 +135,9 @@ def write_markdown(report: Report, path: Path, plots: dict[str, str]) -> None:
         "`ema/` columns: the EMA generator; `mcmc_T1/` columns: latent MCMC at T = 1 (the energy model's own "
         "samples); `mode_seek/` columns: latent MCMC at T < 1 (mode-seeking, not samples of the model). "
         f"`*_floor` columns: the perfect-sampler KL at the sample count that entered the histogram; a KL marked "
-        f"`{AT_FLOOR.strip()}` is within twice it and cannot be told from exact sampling. "
+        f"`{AT_FLOOR.strip()}` is within twice it, which is not the same as exact sampling: `<kl>{GOF_SUFFIX}` columns give "
+        "the exact-sampling G-test p-value (G = 2·n·KL ~ χ²(K − 1), pooled over the group's runs by summing G and "
+        "degrees of freedom); a small p says the histograms can be told from exact sampling. "
         "`excluded`: failed or incomplete runs of the group, not in the means."
     )
     lines.append("")

@@ -259,3 +259,29 @@ def test_a_kl_within_twice_its_floor_is_marked(tmp_path):
     marked = {row[0]: row[col].endswith(AT_FLOOR) for row in rows}
     assert marked == {"none": True, "kde": False}
     assert not any(row[header.index("modes")].endswith(AT_FLOOR) for row in rows)  # only KLs with a floor
+
+
+def test_toy_kl_gets_its_pooled_exact_sampling_p(tmp_path):
+    """Two seeds of a 25-mode toy run: the `assigned_kl p` column is P(χ²₄₈ ≥ 2·2500·(KL₀ + KL₁)) and the
+    `reverse_kl p` column uses each run's HQ count; a KL at exactly twice its floor is p ≈ 0.0025, not 'exact'."""
+    from mege.metrics.goodness_of_fit import exact_sampling_p
+    from mege.metrics.toy import perfect_sampling_floor
+    import torch
+
+    card = {"n_samples": 2500, "n_modes": 25, "log_base": "e"}
+    root = tmp_path / "sweep"
+    for job, (akl, rkl, n_hq) in enumerate([(0.010, 0.02, 2000), (0.006, 0.03, 1500)]):
+        summary = {"status": "completed", "step": 10, "ema_metrics": None,
+                   "metrics": {"assigned_kl": akl, "reverse_kl": rkl, "n_hq": n_hq, "modes": 25, "n_samples": 2500,
+                               "n_modes": 25, "protocol": card}}
+        _write_run(root, job, "none", job, summary)
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out)]) == 0
+    header, rows = _md_table((out / "report.md").read_text())
+    assert "assigned_kl p" in header and "reverse_kl p" in header
+    assert rows[0]["assigned_kl p"] == f"{sps.chi2.sf(2 * 2500 * 0.016, 48):.2g}"
+    assert rows[0]["reverse_kl p"] == f"{sps.chi2.sf(2 * 2000 * 0.02 + 2 * 1500 * 0.03, 48):.2g}"
+    csv_row = read_csv(out / "report.csv")[0]
+    assert float(csv_row["assigned_kl:pooled_p"]) == pytest.approx(sps.chi2.sf(80.0, 48), rel=1e-12)
+    floor = perfect_sampling_floor(torch.ones(25), 2500)
+    assert exact_sampling_p(2 * floor, 2500, 25) == pytest.approx(0.0025, abs=2e-4)
