@@ -1,6 +1,6 @@
 """Claims 1–3 on the converged recipe: per-claim tables with paired-by-seed intervals and a verdict.
 
-    python experiments/claims/converged_tables.py outputs/claims_converged/ring8 [--dest experiments/claims/converged.md]
+    python experiments/claims/converged_tables.py outputs/claims_converged/ring8 [--dest outputs/claims_converged/converged.md]
 
 Reads the row folders that experiments/claims/converged.sh wrote (``<root>/<label>/<job>/``) and, for
 each claim, writes what it predicts, the rows (raw generator and EMA, mean ± s.e. over seeds, the
@@ -157,7 +157,9 @@ def claim_markdown(title: str, predicts: str, labels: list[str], predictions: li
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="<ROOT>/<experiment> of experiments/claims/converged.sh")
-    parser.add_argument("--dest", type=Path, default=Path("experiments/claims/converged.md"))
+    parser.add_argument("--dest", type=Path, default=Path("outputs/claims_converged/converged.md"),
+                        help="where the table goes (default outside the committed tree; experiments/claims/converged.md "
+                             "holds hand-written sections: rebuild elsewhere and merge)")
     parser.add_argument("--note", default="", help="text placed under the title (command, wall times, reading)")
     args = parser.parse_args(argv)
     rows, other = load_rows(args.root)
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [f"`{label}` {note}" for label, notes in other.items() for note in notes]
     if failed:
         out += ["Runs not completed (no metrics; their rows count only the completed seeds): " + "; ".join(failed) + ".", ""]
+    args.dest.parent.mkdir(parents=True, exist_ok=True)
     args.dest.write_text("\n".join(out))
     print(args.dest)
     return 0

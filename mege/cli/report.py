@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mege.committed import refuse_default_destination
 from mege.report import DEFAULT_PLOT_PATTERN, build_report, write_report
 
 
@@ -13,13 +14,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mege report", description="Aggregate a sweep folder into report.md, report.csv and plots.")
     parser.add_argument("sweep_dir", help="folder hydra multirun wrote, e.g. multirun/2025-01-01/12-00-00")
     parser.add_argument("--by", help="comma-separated keys to group by (default: the swept keys except seed)")
-    parser.add_argument("--out", help="output folder (default: the sweep folder)")
+    parser.add_argument("--out", "--dest", dest="out", help="output folder (default: the sweep folder, refused when it holds committed files)")
     parser.add_argument("--plot", help=f"comma-separated metrics to plot (default: those matching '{DEFAULT_PLOT_PATTERN}')")
     parser.add_argument("--include-incomplete", action="store_true", help="aggregate failed/incomplete runs' last evaluation in metrics.jsonl")
     parser.add_argument("--frontier", metavar="PARAM", help="also frontier.md/.png: modes, HQ, assigned KL against PARAM (e.g. lambda_h) per estimator family, and the operating points (mege/leaderboard.py)")
     parser.add_argument("--leaderboard", action="store_true", help="also leaderboard.md: per estimator, raw and EMA, paired-by-seed 95%% intervals to none and to the best (mege/leaderboard.py)")
     args = parser.parse_args(argv)
 
+    if not args.out:
+        refuse_default_destination(args.sweep_dir, "--out")
     by = [k.strip() for k in args.by.split(",") if k.strip()] if args.by else None
     report = build_report(args.sweep_dir, by=by, include_incomplete=args.include_incomplete)
     plot_names = [m.strip() for m in args.plot.split(",") if m.strip()] if args.plot else None
