@@ -183,14 +183,6 @@ class RunDir:
         """``summary.json``'s status, or None."""
         return (self.read_json(self.SUMMARY) or {}).get("status")
 
-    def overrides(self) -> list[str] | None:
-        """The command-line overrides hydra recorded (``.hydra/overrides.yaml``), or None when absent."""
-        try:
-            items = yaml.safe_load((self.path / self.HYDRA_OVERRIDES).read_text())
-        except (OSError, yaml.YAMLError):
-            return None
-        return [str(item) for item in items] if isinstance(items, list) else None
-
     def rows(self) -> list[dict]:
         """The evaluation rows of ``metrics.jsonl`` (a torn line skipped)."""
         return [row for _, row in read_jsonl(self.metrics)]

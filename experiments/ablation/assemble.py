@@ -1,14 +1,16 @@
-"""Write experiments/ablation/leaderboard_<experiment>.md from a study folder of frontier.py.
+"""Write experiments/ablation/leaderboard_<experiment>.md from the output folder of an ablation study spec.
 
+    mege study experiments/ablation/ring8_collapse.yaml            # writes outputs/ablation/ring8_collapse
     python experiments/ablation/assemble.py outputs/ablation/ring8_collapse [--dest experiments/ablation]
 
-Copies the frontier plot next to it and stitches: the study command, the code it ran, every
-sweep's wall time (times.tsv), the runs finished and not finished, then the frontier table with
-the operating points and the leaderboard table with its paired intervals, as `mege report
---frontier lambda_h` / `--leaderboard` wrote them. Rerunnable at any point of a partial study.
-``--copy-runs DIR`` also copies each run's small files (summary.json, config.yaml, overrides,
-metrics.jsonl; no checkpoint) to DIR, so that `mege report DIR/frontier --frontier lambda_h` and
-`mege report DIR/leaderboard --leaderboard` rebuild the tables from the committed copy.
+Copies the frontier plot next to it and stitches: the study command, the wall time per row and stage
+(``times.tsv``), the runs finished and not finished, the chosen λ_H (``selection.json``), then the
+frontier table with the operating points and the leaderboard table with its paired intervals, as the
+spec's ``mege report --frontier lambda_h`` / ``--leaderboard`` wrote them (``<study>/report/``).
+Rerunnable at any point of a partial study. ``--copy-runs DIR`` also copies each run's small files
+(summary.json, config.yaml, overrides, metrics.jsonl; no checkpoint) to DIR, so that
+`mege report DIR/selection --frontier lambda_h` and `mege report DIR/confirmation --leaderboard`
+rebuild the tables from the committed copy.
 """
 
 from __future__ import annotations
@@ -32,12 +34,15 @@ def count(folder: Path) -> tuple[int, int, list[str]]:
 RUN_FILES = ("summary.json", "config.yaml", ".hydra/overrides.yaml", "metrics.jsonl")
 
 
+STAGES = ("selection", "confirmation")
+
+
 def copy_runs(study: Path, dest: Path) -> int:
-    """Copy the small files of every run of the study's frontier and leaderboard sweeps; returns the run count."""
+    """Copy the small files of every run of the study's two stages; returns the run count."""
     n = 0
-    for summary in sorted(study.glob("*/*/*/summary.json")):
+    for summary in sorted(study.glob("*/*/*/*/summary.json")):
         run = summary.parent
-        if run.parent.parent.name not in ("frontier", "leaderboard"):
+        if run.relative_to(study).parts[0] not in STAGES:
             continue
         n += 1
         for name in RUN_FILES:
@@ -64,24 +69,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     name = args.study.name
     args.dest.mkdir(parents=True, exist_ok=True)
-    png = args.study / "frontier_report" / "frontier.png"
+    png = args.study / "report" / "frontier" / "frontier.png"
     plot = None
     if png.is_file():
         plot = args.dest / f"frontier_{name}.png"
         shutil.copyfile(png, plot)
     command = (args.study / "command.txt").read_text().strip() if (args.study / "command.txt").is_file() else "?"
-    times = (args.study / "times.tsv").read_text().strip().splitlines() if (args.study / "times.tsv").is_file() else []
-    chosen = json.loads((args.study / "operating_points.json").read_text()) if (args.study / "operating_points.json").is_file() else {}
+    times = (args.study / "times.tsv").read_text().strip().splitlines()[1:] if (args.study / "times.tsv").is_file() else []
+    chosen = json.loads((args.study / "selection.json").read_text())["rows"] if (args.study / "selection.json").is_file() else {}
     out = [f"# Estimator leaderboard on `{name}` (issue 13)", ""]
     if args.note:
         out += [args.note, ""]
     out += ["Rule, grids, protocol and pilots: [README.md](README.md). Command (resumable: the same command continues a "
             "stopped study):", "", "```bash", command, "```", ""]
-    out += ["Wall time of each sweep (label, start and end UTC, wall, runs completed; two runs at a time, one thread each):", ""]
-    out += ["| sweep | start | end | wall | completed | rc |", "|---|---|---|---|---|---|"]
-    out += ["| " + " | ".join(line.split("\t")) + " |" for line in times] or ["| (none yet) | | | | | |"]
+    out += ["Wall time per stage and row (`times.tsv`: runs that trained or failed, their summed and longest wall "
+            "time; two runs at a time, one thread each):", ""]
+    out += ["| stage | row | runs | failed | summed wall | longest |", "|---|---|---|---|---|---|"]
+    rows: dict[tuple[str, str], list[list[str]]] = {}
+    for line in times:
+        cells = line.split("\t")
+        rows.setdefault((cells[0], cells[1]), []).append(cells)
+    for (stage, row), cells in rows.items():
+        walls = [float(c[5]) for c in cells if c[5]]
+        out.append(f"| {stage} | {row} | {len(cells)} | {sum(c[4] == 'failed' for c in cells)} | {sum(walls):.0f} s | "
+                   f"{max(walls, default=0):.0f} s |")
+    if not rows:
+        out.append("| (none yet) | | | | | |")
     out.append("")
-    for stage in ("frontier", "leaderboard"):
+    for stage in STAGES:
         found, done, other = count(args.study / stage)
         out.append(f"- {stage}: {found} run folders, {done} completed" + (f"; not aggregated: {'; '.join(other)}" if other else "") + ".")
     if chosen:
@@ -91,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     out += ["## Frontier", ""]
     if plot:
         out += [f"![frontier]({plot.name})", ""]
-    out.append(body(args.study / "frontier_report" / "frontier.md").replace("![frontier](frontier.png)\n", ""))
+    out.append(body(args.study / "report" / "frontier" / "frontier.md").replace("![frontier](frontier.png)\n", ""))
     out += ["## Leaderboard (fresh seeds 10–14)", ""]
-    out.append(body(args.study / "leaderboard_report" / "leaderboard.md"))
+    out.append(body(args.study / "report" / "leaderboard" / "leaderboard.md"))
     dest = args.dest / f"leaderboard_{name}.md"
     dest.write_text("\n".join(out))
     if args.copy_runs:

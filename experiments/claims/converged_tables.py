@@ -1,8 +1,8 @@
 """Claims 1–3 on the converged recipe: per-claim tables with paired-by-seed intervals and a verdict.
 
-    python experiments/claims/converged_tables.py outputs/claims_converged/ring8 [--dest outputs/claims_converged/converged.md]
+    python experiments/claims/converged_tables.py outputs/claims_converged/ring8/runs [--dest outputs/claims_converged/converged.md]
 
-Reads the row folders that experiments/claims/converged.sh wrote (``<root>/<label>/<job>/``) and, for
+Reads the row folders of ``mege study experiments/claims/converged.yaml`` (``<root>/<row>/<seed>/``) and, for
 each claim, writes what it predicts, the rows (raw generator and EMA, mean ± s.e. over seeds, the
 assigned KL beside its perfect-sampler floor) and the predicted differences, each paired by seed with
 its 95 % t interval (mege.leaderboard.paired_difference). The verdict rule, fixed here before the runs:
@@ -156,7 +156,7 @@ def claim_markdown(title: str, predicts: str, labels: list[str], predictions: li
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path, help="<ROOT>/<experiment> of experiments/claims/converged.sh")
+    parser.add_argument("root", type=Path, help="<out>/runs of mege study experiments/claims/converged.yaml")
     parser.add_argument("--dest", type=Path, default=Path("outputs/claims_converged/converged.md"),
                         help="where the table goes (default outside the committed tree; experiments/claims/converged.md "
                              "holds hand-written sections: rebuild elsewhere and merge)")

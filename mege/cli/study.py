@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from mege.errors import check
 
@@ -29,4 +30,8 @@ def main(argv: list[str]) -> int:
     check(args.jobs >= 1, f"--jobs {args.jobs}: give at least 1.")
     spec = load_spec(args.spec, args.out)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    if not args.dry_run:  # how the study was made, one line per call
+        spec.out.mkdir(parents=True, exist_ok=True)
+        with open(spec.out / "command.txt", "a") as f:
+            f.write(shlex.join(["mege", "study", *argv]) + "\n")
     return run_study(spec, args.stage, rows, args.jobs, args.launcher, args.dry_run, tuple(args.overrides))

@@ -2,11 +2,11 @@
 
 Each job is ``mege train <overrides> hydra.run.dir=<its folder>`` in its own process (one thread:
 ``OMP_NUM_THREADS=1`` and ``MKL_NUM_THREADS=1`` unless set), so the run folder's own rules hold
-(:mod:`mege.run_dir`): a completed run recorded with the same overrides is kept without a process; any
-other folder is handed to ``mege train``, which continues an interrupted run from its checkpoint, ends
-a completed one at once, and refuses a folder written under another config in one line. A job that
-fails is recorded with the last line of its stderr and the others go on. Every job that ran appends
-one row to ``<out>/times.tsv``: stage, row, λ_H, seed, status, wall seconds, start (UTC), error.
+(:mod:`mege.run_dir`): an interrupted run continues from its checkpoint, a completed one is checked
+and ends at once (*kept*), and a folder written under another config — completed or not — is refused
+in one line. A job that fails is recorded with the last line of its stderr and the others go on.
+Every job that trained or failed appends one row to ``<out>/times.tsv``: stage, row, λ_H, seed,
+status, wall seconds, start (UTC), error.
 
 On SLURM (``--launcher slurm``, configs/launcher/slurm.yaml) the seeds of one (stage, row, λ_H)
 are one ``mege train -m ... seed=a,b,c +launcher=slurm`` array into the same folders
@@ -32,7 +32,6 @@ TRAIN = [sys.executable, "-m", "mege.cli", "train"]
 TIMES = "times.tsv"
 TIMES_HEADER = "stage\trow\tlambda_h\tseed\tstatus\twall_s\tstart_utc\terror\n"
 LOG = "study.log"
-LAUNCH_KEYS = ("launcher",)
 
 
 @dataclass
@@ -45,22 +44,9 @@ class Outcome:
     error: str = ""
 
 
-def _recorded(items: list[str] | tuple[str, ...]) -> list[str]:
-    """Overrides that shape the run (hydra's own and the launcher's left out)."""
-    out = []
-    for item in items:
-        key = item.partition("=")[0].lstrip("+~")
-        if key == "hydra" or key.startswith(("hydra.", "hydra/")) or key in LAUNCH_KEYS:
-            continue
-        out.append(item)
-    return out
-
-
-def is_done(job: Job) -> bool:
-    """Completed, with exactly this job's overrides recorded: nothing to run."""
-    run = RunDir(job.path)
-    recorded = run.overrides()
-    return run.status() == "completed" and recorded is not None and _recorded(recorded) == _recorded(job.overrides)
+def completed(job: Job) -> bool:
+    """The job's folder says completed (``mege train`` still checks its config before keeping it)."""
+    return RunDir(job.path).status() == "completed"
 
 
 def env() -> dict[str, str]:
@@ -97,22 +83,26 @@ class Recorder:
 
 def run_one(job: Job, recorder: Recorder) -> Outcome:
     """One job in its own process; its output to ``<folder>/study.log``."""
-    if is_done(job):
-        return Outcome(job, "kept")
+    was_done = completed(job)
     job.path.mkdir(parents=True, exist_ok=True)
     start, t0 = time.time(), time.perf_counter()
-    with open(job.path / LOG, "w") as log:
+    with open(job.path / LOG, "a" if was_done else "w") as log:
         proc = subprocess.run(local_command(job), env=env(), stdout=log, stderr=subprocess.PIPE, text=True)
         log.write(proc.stderr)
-    wall = time.perf_counter() - t0
+    return finish(job, was_done, proc.returncode, proc.stderr, time.perf_counter() - t0, start, recorder)
+
+
+def finish(job: Job, was_done: bool, returncode: int, stderr: str, wall: float, start: float,
+           recorder: Recorder) -> Outcome:
+    """The job's outcome from its folder and its process; recorded unless it was kept."""
     status = RunDir(job.path).status()
-    if proc.returncode == 0 and status == "completed":
-        outcome = Outcome(job, "completed", wall)
+    if returncode == 0 and status == "completed":
+        outcome = Outcome(job, "kept" if was_done else "completed", None if was_done else wall)
     else:
-        error = _last_line(proc.stderr) or f"exit {proc.returncode}, run status {status!r}"
-        outcome = Outcome(job, "failed", wall, error)
-    recorder.add(outcome, start)
-    print(f"[{outcome.status}] {job.label} ({wall:.0f} s){': ' + outcome.error if outcome.error else ''}", flush=True)
+        outcome = Outcome(job, "failed", wall, _last_line(stderr) or f"exit {returncode}, run status {status!r}")
+    if outcome.status != "kept":
+        recorder.add(outcome, start)
+        print(f"[{outcome.status}] {job.label} ({wall:.0f} s){': ' + outcome.error if outcome.error else ''}", flush=True)
     return outcome
 
 
@@ -141,21 +131,13 @@ def slurm_command(group: list[Job]) -> list[str]:
 
 
 def run_slurm(jobs: list[Job], out: Path) -> list[Outcome]:
-    """One array per group of the jobs not yet done; outcomes read from the run folders afterwards."""
+    """One array per group (completed runs included: their task checks the config and ends at once)."""
     recorder = Recorder(out)
     outcomes = []
     for group in slurm_groups(jobs):
-        todo = [j for j in group if not is_done(j)]
-        outcomes += [Outcome(j, "kept") for j in group if j not in todo]
-        if not todo:
-            continue
+        was_done = {j.path: completed(j) for j in group}
         start, t0 = time.time(), time.perf_counter()
-        proc = subprocess.run(slurm_command(todo), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(slurm_command(group), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - t0
-        for job in todo:
-            ok = RunDir(job.path).status() == "completed"
-            outcome = Outcome(job, "completed" if ok else "failed", wall,
-                              "" if ok else (_last_line(proc.stderr) or f"run status {RunDir(job.path).status()!r}"))
-            recorder.add(outcome, start)
-            outcomes.append(outcome)
+        outcomes += [finish(j, was_done[j.path], proc.returncode, proc.stderr, wall, start, recorder) for j in group]
     return outcomes

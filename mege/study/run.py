@@ -33,10 +33,10 @@ def _stages(spec: Spec, stage: str) -> tuple[str, ...]:
 def _execute(jobs: list[Job], launcher: str, n_jobs: int, out: Path, dry_run: bool) -> list[Outcome]:
     if dry_run:
         if launcher == "slurm":
-            for group in launch.slurm_groups([j for j in jobs if not launch.is_done(j)]):
+            for group in launch.slurm_groups(jobs):
                 print(shlex.join(launch.slurm_command(group)))
         for job in jobs:
-            state = "done" if launch.is_done(job) else "to run"
+            state = "completed" if launch.completed(job) else "to run"
             print(f"[{state}] {job.label}: {shlex.join(launch.local_command(job)) if launcher == 'local' else job.path}")
         return []
     return launch.run_slurm(jobs, out) if launcher == "slurm" else launch.run_local(jobs, n_jobs, out)
@@ -78,7 +78,7 @@ def run_study(spec: Spec, stage: str = "all", rows: list[str] | None = None, n_j
             jobs = expand(spec, out, name, names, extra, {r: (chosen.get(r) or {}).get("lambda_h") for r in names})
         else:
             jobs = expand(spec, out, name, names, extra)
-        print(f"{spec.name}: {name}, {len(jobs)} runs ({sum(launch.is_done(j) for j in jobs)} done) -> {out / name}",
+        print(f"{spec.name}: {name}, {len(jobs)} runs ({sum(launch.completed(j) for j in jobs)} completed) -> {out / name}",
               flush=True)
         outcomes += _execute(jobs, launcher, n_jobs, out, dry_run)
         if name == "selection" and not dry_run:

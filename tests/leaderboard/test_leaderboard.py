@@ -218,31 +218,6 @@ def test_contexts_split_experiments(tmp_path):
     assert len([k for k in written if k.startswith("frontier plot")]) == 2
 
 
-def _driver():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "experiments" / "ablation" / "frontier.py"
-    spec = importlib.util.spec_from_file_location("ablation_frontier", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_study_driver_grids_and_skip(tmp_path):
-    """The study command's λ_H grid per family (README table) and its resume check (completed runs counted)."""
-    drv = _driver()
-    assert drv.grid("none") == (0.0,)
-    assert drv.grid("mi_js") == drv.grid("mi_infonce") == (0.1, 0.3, 1.0, 3.0, 10.0)
-    assert drv.grid("kde_score") == (0.1, 0.3, 1.0, 3.0, 10.0)
-    assert drv.grid("knn") == drv.grid("knn_weighted") == (0.003, 0.01, 0.03, 0.1, 0.3)
-    assert drv.grid("stein") == drv.grid("flow_zuko_nsf") == (0.01, 0.03, 0.1, 0.3, 1.0)
-    assert drv.all_estimators()[0] == "none" and "posterior_is" in drv.all_estimators()
-    make_run(tmp_path / "s", "0", "knn", 0.1, 0, 8, 0.9, 0.1)
-    make_run(tmp_path / "s", "1", "knn", 0.1, 1, 8, 0.9, 0.1, status="running")
-    assert drv.completed(tmp_path / "s") == 1
-
-
 def test_frontier_plot_one_column_per_family(frontier_dir, tmp_path):
     points = lb.collect_points(build_report(frontier_dir).runs, "lambda_h")
     families = lb.plot_frontier(points, "lambda_h", R8, tmp_path / "f.png")

@@ -120,7 +120,7 @@ def test_finished_kept_interrupted_continued_failure_recorded_and_the_study_goes
         (folder / "summary.json").write_text(json.dumps({"status": status}))
     code = run_study(load_spec(spec_path), n_jobs=2)
     assert code == 1  # boom failed
-    assert not (done / "calls.txt").exists()  # kept: no process
+    assert calls(done) == ["experiment=ring8 train.steps=2 seed=0"]  # checked by `mege train` (ends at once), kept
     assert calls(cut) == ["experiment=ring8 train.steps=2 seed=1"]  # continued by `mege train` (its checkpoint)
     assert calls(out / "runs" / "boom" / "0") == ["experiment=ring8 train.steps=2 entropy=none +fail=yes seed=0"]
     grid = sorted(p.parent.name for p in (out / "runs" / "knn_grid").glob("*/0"))
@@ -130,16 +130,14 @@ def test_finished_kept_interrupted_continued_failure_recorded_and_the_study_goes
     failed = [t for t in times if t[4] == "failed"]
     assert {(t[1], t[3]) for t in failed} == {("boom", "0"), ("boom", "1")}
     assert failed[0][7] == "mege: error: boom cannot train; pick another estimator."
-    assert len(times) == 1 + 1 + 2 + 10  # header, recipe seed 1, boom × 2, knn 5 λ × 2 seeds (seed 0 kept)
+    assert len(times) == 1 + 1 + 2 + 10  # header, recipe seed 1, boom × 2, knn 5 λ × 2 seeds (recipe seed 0 kept)
     text = capsys.readouterr().out
     assert "failed runs" in text and "boom seed 1" in text and "boom cannot train" in text
-    # a rerun keeps every completed run, retries only the failures
+    # a rerun keeps every completed run (not timed again) and retries the failures
     assert run_study(load_spec(spec_path), n_jobs=2) == 1
-    assert calls(cut) == ["experiment=ring8 train.steps=2 seed=1"]
-    assert len(calls(out / "runs" / "boom" / "0")) == 2
-    # the same command with another override is handed to `mege train` (whose run-folder check decides)
-    assert run_study(load_spec(spec_path), rows=["recipe"], extra=("train.batch_size=8",)) == 0
-    assert calls(done) == ["experiment=ring8 train.steps=2 train.batch_size=8 seed=0"]
+    assert len(calls(cut)) == 2 and len(calls(out / "runs" / "boom" / "0")) == 2
+    again = [line.split("\t") for line in (out / "times.tsv").read_text().splitlines()[len(times):]]
+    assert sorted((t[1], t[4]) for t in again) == [("boom", "failed"), ("boom", "failed")]
 
 
 def test_rows_option_and_unknown_row(tmp_path, fake_train):
