@@ -1,12 +1,12 @@
 """The demo job (`make demo`): the toy benchmark's two recipes, one seed each, two runs at a time.
 
-Runs ``mege train experiment=grid25 seed=0`` and ``mege train experiment=ring8 seed=0`` in
-parallel (one thread each) and prints the table of :mod:`experiments.toy_benchmark` (modes,
-HQ fraction, reverse KL beside its floor, assigned KL beside its floor; raw generator and its
-EMA, no MCMC), written to ``outputs/demo/results.md``. The committed five-seed table is
-``experiments/toy/results.md`` (``python experiments/toy_benchmark.py``).
+Runs ``mege study experiments/toy/demo.yaml`` (``mege train experiment=grid25 seed=0`` and
+``experiment=ring8 seed=0`` side by side, one thread each; resumable) and prints the table of
+``experiments/toy/tables.py`` (modes, HQ fraction, reverse KL beside its floor, assigned KL beside its
+floor; raw generator and its EMA, no MCMC), written to ``outputs/demo/results.md``. The committed
+five-seed table is ``experiments/toy/results.md`` (``mege study experiments/toy/benchmark.yaml``).
 
-    python experiments/demo.py [--seeds 0] [--out outputs/demo] [overrides ...]
+    python experiments/demo.py [--out outputs/demo] [overrides ...]
 """
 
 from __future__ import annotations
@@ -14,17 +14,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import toy_benchmark  # noqa: E402  (the benchmark script beside this one)
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "toy"))
+import tables  # noqa: E402  (experiments/toy/tables.py)
+
+from mege.cli import main as mege  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--seeds" not in argv:
-        argv = ["--seeds", "0", *argv]
-    if "--out" not in argv:
-        argv = ["--out", "outputs/demo", *argv]
-    return toy_benchmark.main(["--experiments", "grid25", "ring8", *argv])
+    out = "outputs/demo"
+    if "--out" in argv:
+        i = argv.index("--out")
+        out, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+    code = mege(["study", str(HERE / "toy" / "demo.yaml"), "--out", out, *argv])
+    return tables.main([out]) or code
 
 
 if __name__ == "__main__":

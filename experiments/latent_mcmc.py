@@ -1,18 +1,15 @@
 """Latent MCMC on grid-25: modes / high-quality / reverse KL with and without sampling-time MALA.
 
-Trains (or reuses) the demo job ``mege train experiment=grid25`` for each seed, then for each
-run draws 2 500 chains z0 ~ N(0, I) (the toy protocol's sample count) and runs K MALA steps on
-π(z) ∝ N(z; 0, I)·exp(−U(G(z))/T) for every K in ``--steps`` (K = 0 is the plain generator; the
-same z0 for every K, so rows differ only by the MCMC). Metrics follow the PacGAN/VEEGAN
-protocol of ``mege.metrics.toy``. Writes ``<out>/results.md`` (mean ± standard error over seeds,
-per-seed rows, acceptance rates, the command) and ``<out>/landscape_seed<s>_K<K>.png`` (chains
-overlaid on U) for the first seed and the largest K.
+For each trained run, draws 2 500 chains z0 ~ N(0, I) (the toy protocol's sample count) and runs K
+MALA steps on π(z) ∝ N(z; 0, I)·exp(−U(G(z))/T) for every K in ``--steps`` (K = 0 is the plain
+generator; the same z0 for every K, so rows differ only by the MCMC). Metrics follow the
+PacGAN/VEEGAN protocol of ``mege.metrics.toy``. Writes ``<out>/results.md`` (mean ± standard error over
+runs, per-run rows, acceptance rates, the command) and ``<out>/landscape_seed<s>_K<K>.png`` (chains
+overlaid on U) for the first run and the largest K.
 
-    python experiments/latent_mcmc.py [--runs RUN_DIR ...] [--train-dir outputs/latent_mcmc]
-        [--seeds 0 1 2] [--steps 0 10 50 200] [--temperatures 1] [--out experiments/latent_mcmc]
-
-A run directory that already holds a completed ``summary.json`` is reused, not retrained; so
-are the demo's runs of the same job (``outputs/demo/mi_seed<s>``, from ``make demo``).
+    mege study experiments/latent_mcmc/spec.yaml          # the runs: experiment=grid25, seeds 0–2 (resumable)
+    python experiments/latent_mcmc.py --runs outputs/latent_mcmc/runs/grid25/{0,1,2} \
+        [--steps 0 10 50 200] [--temperatures 1] [--out experiments/latent_mcmc]
 """
 
 from __future__ import annotations
@@ -20,43 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shlex
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 METRICS = ("modes", "hq_fraction", "reverse_kl")
-
-
-def completed(run_dir: Path) -> bool:
-    summary = run_dir / "summary.json"
-    return summary.exists() and json.loads(summary.read_text()).get("status") == "completed"
-
-
-def train(run_dir: Path, seed: int, overrides: list[str], reuse: Path | None = None) -> tuple[Path, bool]:
-    """``mege train experiment=grid25 seed=<seed>`` into run_dir, unless a completed run exists.
-
-    ``reuse``: a run of the same job elsewhere (the demo's ``outputs/demo/mi_seed<s>``), used
-    when completed and no extra overrides are asked for. Returns (run_dir, whether it trained).
-    """
-    for candidate in ([reuse] if reuse is not None and not overrides else []) + [run_dir]:
-        if completed(candidate):
-            print(f"  reusing {candidate}", flush=True)
-            return candidate, False
-    cmd = [sys.executable, "-m", "mege.cli", "train", "experiment=grid25", f"seed={seed}", *overrides,
-           f"hydra.run.dir={run_dir}", "train.progress=false"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"training failed for {run_dir}:\n{proc.stderr[-2000:]}")
-    print(f"  trained {run_dir} in {time.perf_counter() - start:.0f} s", flush=True)
-    return run_dir, True
 
 
 def evaluate(run_dir: Path, steps: list[int], temperatures: list[float], step_size: float, seed: int,
@@ -121,31 +89,19 @@ def tables(rows: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, nargs="*", default=None, help="existing run dirs (skip training)")
-    parser.add_argument("--train-dir", type=Path, default=Path("outputs/latent_mcmc"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--demo-dir", type=Path, default=Path("outputs/demo"),
-                        help="reuse the demo's completed runs <demo-dir>/mi_seed<s> (same job) when present")
-    parser.add_argument("--train-overrides", nargs="*", default=[], help="extra `mege train` overrides")
+    parser.add_argument("--runs", type=Path, nargs="+", required=True,
+                        help="trained run dirs (mege study experiments/latent_mcmc/spec.yaml writes <out>/runs/grid25/<seed>)")
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 10, 50, 200])
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0])
     parser.add_argument("--step-size", type=float, default=0.05)
     parser.add_argument("--mcmc-seed", type=int, default=1234)
-    parser.add_argument("--jobs", type=int, default=2, help="training runs at a time")
     parser.add_argument("--out", type=Path, default=Path("experiments/latent_mcmc"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
-    trained = False
-    if args.runs:
-        runs = args.runs
-    else:
-        jobs = [(args.train_dir / f"seed{s}", s, args.train_overrides, args.demo_dir / f"mi_seed{s}") for s in args.seeds]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            runs, did_train = zip(*pool.map(lambda j: train(*j), jobs))
-        trained = any(did_train)
+    runs = args.runs
     rows = []
     for i, run_dir in enumerate(runs):
         rows += evaluate(run_dir, args.steps, args.temperatures, args.step_size, args.mcmc_seed,
@@ -158,8 +114,7 @@ def main() -> int:
     text = (
         "# Latent MCMC on grid-25\n\n"
         f"Command: `{command}`\n\n"
-        f"Runs: {', '.join(str(r) for r in runs)} (`mege train experiment=grid25 seed=<s>`"
-        f"{' ' + ' '.join(args.train_overrides) if args.train_overrides else ''}; the EMA generator is used).\n"
+        f"Runs: {', '.join(str(r) for r in runs)} (their config.yaml says how each was trained; the EMA generator is used).\n"
         f"Sampler: MALA on π(z) ∝ N(z;0,I)·exp(−U(G(z))/T), {protocol.get('n_samples')} chains from z0 ~ N(0, I) (seed {args.mcmc_seed}, "
         f"same z0 for every K), warm-up K/2 (step size adapted toward acceptance 0.574, then frozen), "
         f"initial step size {args.step_size}. Acceptance is over the post-warm-up steps.\n"
@@ -168,8 +123,7 @@ def main() -> int:
         f"perfect-sampling floor {protocol.get('perfect_sampling_floor', float('nan')):.4f}. "
         f"Mean ± standard error over {len(runs)} runs. Training time per run (summary.json elapsed_s): "
         f"{', '.join(f'{t:.0f} s' for t in train_s if t is not None)}.\n\n"
-        f"{tables(rows)}\n\nWall time of this command {time.perf_counter() - start:.0f} s "
-        f"({'training included' if trained else 'reused trained runs'}).\n"
+        f"{tables(rows)}\n\nWall time of this command {time.perf_counter() - start:.0f} s (trained runs reused).\n"
     )
     (args.out / "results.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1, default=float))

@@ -1,11 +1,13 @@
-"""The toy benchmark's table (experiments/toy_benchmark.py) on hand-built run results."""
+"""The toy benchmark's tables (experiments/toy/tables.py): hand-built run results, and the committed table
+rebuilt from its record."""
 
 import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import toy_benchmark  # noqa: E402
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+sys.path.insert(0, str(EXPERIMENTS / "toy"))
+import tables  # noqa: E402
 
 
 def _block(modes, hq, kl, kl_floor, assigned, assigned_floor):
@@ -24,7 +26,7 @@ def test_table_means_standard_errors_and_floor_marks():
         _run(1, _block(23, 0.80, 0.030, 0.004, 0.07, 0.005), _block(25, 0.96, 0.008, 0.004, 0.04, 0.005), 200.0),
         {"experiment": "grid25", "seed": 2, "status": "failed", "dir": "d2"},
     ]
-    lines = toy_benchmark.table(results).splitlines()
+    lines = tables.table(results).splitlines()
     raw = next(line for line in lines if "raw generator" in line).split(" | ")
     ema = next(line for line in lines if "EMA generator" in line).split(" | ")
     # raw: modes 24 ± 1, HQ 85 ± 5 %, reverse KL 0.02 ± 0.01 (5x its floor 0.004: not marked)
@@ -37,3 +39,25 @@ def test_table_means_standard_errors_and_floor_marks():
     assert ema[7] == "0.035 ± 0.005"
     assert ema[-1].startswith("180–200")
     assert math.isclose(float(raw[6].split(" ± ")[0]), 0.004)
+
+
+def test_the_committed_table_rebuilds_from_its_record(tmp_path):
+    dest = tmp_path / "results.md"
+    assert tables.main(["--from-json", str(EXPERIMENTS / "toy" / "results.json"), "--dest", str(dest)]) == 0
+    committed = [line for line in (EXPERIMENTS / "toy" / "results.md").read_text().splitlines() if line.startswith("|")]
+    rebuilt = [line for line in dest.read_text().splitlines() if line.startswith("|")]
+    assert len(rebuilt) == 2 + 4 + 2 + 10 and rebuilt == committed  # summary table and per-seed rows
+
+
+def test_runs_are_read_from_a_study_folder(tmp_path):
+    import json
+    for recipe, seed, status in (("grid25", 0, "completed"), ("grid25", 1, "interrupted"), ("ring8", 0, "completed")):
+        folder = tmp_path / "runs" / recipe / str(seed)
+        folder.mkdir(parents=True)
+        block = _block(25 if recipe == "grid25" else 8, 0.9, 0.01, 0.005, 0.01, 0.005)
+        (folder / "summary.json").write_text(json.dumps({"status": status, "elapsed_s": 12.5, "metrics": block,
+                                                          "ema_metrics": block}))
+    runs = tables.read_runs(tmp_path)
+    assert [(r["experiment"], r["seed"], r["status"]) for r in runs] == [("grid25", 0, "completed"),
+                                                                         ("grid25", 1, "failed"), ("ring8", 0, "completed")]
+    assert runs[0]["train_s"] == 12.5 and runs[2]["raw"]["modes"] == 8

@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--launcher", default="local", choices=["local", "slurm"],
                         help="local processes, or SLURM arrays through configs/launcher/slurm.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their commands; run nothing")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options may sit between the spec and its overrides
     bad = [o for o in args.overrides if "=" not in o]
     check(not bad, f"'{bad[0] if bad else ''}' is not a key=value override; options go before the spec's overrides.")
     check(args.jobs >= 1, f"--jobs {args.jobs}: give at least 1.")
