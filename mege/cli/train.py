@@ -43,8 +43,10 @@ def train(argv: list[str]) -> int:
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
     def run(cfg) -> float | None:
+        from mege.presets import check_composed
         from mege.training import trainer_from_config
         try:
+            check_composed(HydraConfig.get())  # a preset's patch to a group re-chosen here is refused
             trainer = trainer_from_config(cfg, HydraConfig.get().runtime.output_dir)
             summary = trainer.fit()
         except MegeError as err:

@@ -34,6 +34,11 @@ class DCGANCritic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2:
+            size = self.n_channels * IMAGE_SIZE * IMAGE_SIZE
+            check(x.shape[1] == size,
+                  f"DCGANCritic takes 28×28 images with {self.n_channels} channels ({size} values per sample) but got "
+                  f"samples of {x.shape[1]} values; choose a critic for this data (energy=mlp for points and vectors) "
+                  f"or image data for this critic (data=stacked_mnist)")
             x = rearrange(x, "b (c h w) -> b c h w", c=self.n_channels, h=IMAGE_SIZE, w=IMAGE_SIZE)
         check(tuple(x.shape[1:]) == (self.n_channels, IMAGE_SIZE, IMAGE_SIZE),
               f"DCGANCritic expects (n, {self.n_channels}, 28, 28) images, got {tuple(x.shape)}; set energy.n_channels to the data's channels")
