@@ -56,11 +56,6 @@ class Facts:
     accuracy_fit_steps: int
     summary: str = ""
 
-    @property
-    def overrides(self) -> list[str]:
-        """Overrides a run of this estimator needs (the posterior scores need the noisy generator)."""
-        return ["generator=noisy_mlp"] if self.needs_noisy_generator else []
-
 
 def family_of(target: str | None, name: str = "") -> str:
     """Estimator family from its ``_target_`` (``mege.entropy.<module>.<Class>``):

@@ -4,17 +4,22 @@
 one with (stage = ``runs`` in a one-stage study, ``selection`` / ``confirmation`` in a two-stage one).
 A row's λ_H grid is a list in the spec or ``facts``: its estimator's own grid
 (:func:`mege.entropy.facts.facts_of`, looked up on the run's config search path), and an estimator
-whose facts say ``needs_noisy_generator`` gets ``generator=noisy_mlp`` unless the row chooses a generator.
+whose facts say ``needs_noisy_generator`` gets the noisy counterpart of the generator its run would use
+(:func:`noisy_generator`) unless the row chooses a generator.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+from mege.config import config_dir, group_options, search_dirs
 from mege.entropy.facts import Facts, config_dirs, facts_of
 from mege.errors import check
 from mege.study.spec import FACTS, Row, Spec
+
+NOISY = "noisy_mlp"
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,34 @@ def row_grid(spec: Spec, row: Row) -> tuple[float, ...] | None:
     return facts.lambda_h
 
 
+@lru_cache(maxsize=256)
+def generator_choice(overrides: tuple[str, ...]) -> str | None:
+    """The generator option these overrides compose to (hydra's choice, e.g. a preset's), None when they do not compose."""
+    from hydra import compose, initialize_config_dir
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+        return cfg.hydra.runtime.choices.get("generator")
+    except Exception:  # noqa: BLE001 — a config that does not compose is `mege train`'s to report, run by run
+        return None
+
+
+def noisy_generator(overrides: tuple[str, ...]) -> str:
+    """The noisy counterpart of the generator the run would use: ``noisy_<option>`` when that option exists
+    (e.g. ``noisy_mlp_relu256`` for the toy recipes' ``mlp_relu256``), else ``noisy_mlp``."""
+    chosen = generator_choice(overrides)
+    options = group_options("generator", search_dirs(overrides))
+    return chosen if chosen and chosen.startswith("noisy_") else \
+        f"noisy_{chosen}" if f"noisy_{chosen}" in options else NOISY
+
+
 def row_overrides(spec: Spec, row: Row, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """base + row (+ what the estimator needs) + the command line's extra overrides."""
+    """base + row (+ what the estimator needs: the noisy generator, unless the row chose a generator) + the
+    command line's extra overrides."""
     overrides = (*spec.base, *row.overrides)
     facts = row_facts(spec, row)
-    needed = tuple(facts.overrides) if facts is not None and choice(overrides, "generator") is None else ()
-    return (*overrides, *needed, *extra)
+    needs = facts is not None and facts.needs_noisy_generator and choice(overrides, "generator") is None
+    return (*overrides, *((f"generator={noisy_generator(overrides)}",) if needs else ()), *extra)
 
 
 def lambda_dir(value: float) -> str:

@@ -21,7 +21,6 @@ def test_every_estimator_has_its_family_grid_and_needs():
     assert {n for n, f in facts.items() if f.lambda_h == KNN_GRID} == {"knn", "knn_weighted"}
     assert facts["stein"].lambda_h == facts["flow_zuko_nsf"].lambda_h == DEFAULT
     assert {n for n, f in facts.items() if f.needs_noisy_generator} == {"posterior_is", "posterior_hmc"}
-    assert facts["posterior_is"].overrides == ["generator=noisy_mlp"] and facts["knn"].overrides == []
     assert facts["kde_score"].family == "KDE score" and facts["ssge"].family == "Stein / SSGE"
     assert facts["flow_affine"].fit_steps == 1 and facts["flow_affine"].accuracy_fit_steps == 100
     assert facts["mi_js"].accuracy_fit_steps == 300 and facts["flow_spline"].cost == 6.0

@@ -17,6 +17,7 @@ import yaml
 from mege.cli import main as cli_main
 from mege.errors import MegeError
 from mege.study import expand, launch, load_spec, row_grid, run_study
+from mege.study.plan import noisy_generator
 from mege.study.select import choose_row
 
 FAKE = textwrap.dedent('''
@@ -65,6 +66,18 @@ def calls(folder):
     return (folder / "calls.txt").read_text().splitlines()
 
 
+def test_the_noisy_generator_is_the_counterpart_of_the_one_the_run_would_use(tmp_path):
+    (tmp_path / "generator").mkdir()
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "generator" / "gen_a.yaml").write_text("_target_: mege.generators.MLPGenerator\n")
+    (tmp_path / "generator" / "noisy_gen_a.yaml").write_text("defaults: [noisy_mlp, gen_a@base, _self_]\n")
+    (tmp_path / "experiment" / "exp_a.yaml").write_text("# @package _global_\ndefaults:\n  - override /generator: gen_a\n")
+    search = f"hydra.searchpath=[file://{tmp_path}]"
+    assert noisy_generator((search, "experiment=exp_a")) == "noisy_gen_a"  # the preset's generator, made noisy
+    assert noisy_generator((search,)) == "noisy_mlp"  # the default mlp has no noisy_mlp_mlp: noisy_mlp
+    assert noisy_generator(("generator=noisy_mlp",)) == "noisy_mlp"
+
+
 def test_rows_seeds_and_grids_expand_as_specified(tmp_path):
     spec = load_spec(write_spec(tmp_path, """
         name: e
@@ -89,8 +102,8 @@ def test_rows_seeds_and_grids_expand_as_specified(tmp_path):
     assert knn[0].overrides == ("experiment=ring8_collapse", "entropy=knn", "lambda_h=0.003", "seed=0")
     assert knn[0].path == tmp_path / "selection" / "knn" / "lambda_0.003" / "0"
     # the posterior estimator's facts add the noisy generator; a row that chose a generator keeps its own
-    assert "generator=noisy_mlp" in next(j for j in jobs if j.row == "post").overrides
-    assert "generator=noisy_mlp" not in next(j for j in jobs if j.row == "post_own").overrides
+    assert [o for o in next(j for j in jobs if j.row == "post").overrides if o.startswith("generator=noisy_")]
+    assert not [o for o in next(j for j in jobs if j.row == "post_own").overrides if "noisy" in o]
     confirm = expand(spec, tmp_path, "confirmation", ["knn", "fixed"], chosen={"knn": 0.01, "fixed": None})
     assert [(j.row, j.lambda_h, j.seed) for j in confirm] == [("knn", 0.01, 7)]
 
