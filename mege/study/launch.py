@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from mege.report.runs import _last_line  # the last non-empty line: a failed run's error
 from mege.run_dir import RunDir
 from mege.study.plan import Job
 
@@ -56,11 +57,6 @@ def env() -> dict[str, str]:
 
 def local_command(job: Job) -> list[str]:
     return [*TRAIN, *job.overrides, f"hydra.run.dir={job.path}"]
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 class Recorder:
