@@ -10,7 +10,7 @@ from mege.study import launch
 from mege.study.launch import Outcome
 from mege.study.plan import Job, expand
 from mege.study.select import read_selection, select
-from mege.study.spec import RUNS, Spec
+from mege.study.spec import Spec
 
 REPORT = "report"
 
@@ -60,21 +60,24 @@ def write_reports(spec: Spec, out: Path) -> list[str]:
 
 def run_study(spec: Spec, stage: str = "all", rows: list[str] | None = None, n_jobs: int = 2,
               launcher: str = "local", dry_run: bool = False, extra: tuple[str, ...] = ()) -> int:
-    """Run (or continue) the study; 0 when every run completed, 1 when some failed or wait for others."""
+    """Run (or continue) the study; 0 when every run completed, 1 when some failed or some confirmation waits
+    for an incomplete selection (a row the rule gave no λ_H is listed, not an error)."""
     check(launcher in ("local", "slurm"), f"--launcher {launcher}: choose local or slurm.")
     out = spec.out.resolve()
     names, stages = _rows(spec, rows), _stages(spec, stage)
     if not dry_run:
         out.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
-    waiting: list[str] = []
+    waiting: list[str] = []  # rows whose confirmation waits for their selection runs
+    unchosen: list[str] = []  # rows the rule gave no λ_H
     for name in stages:
         if name == "confirmation":
             chosen = select(spec, out, names, extra) if not dry_run else read_selection(out)
             for row in names:
-                entry = chosen.get(row) or {"reason": "no selection yet"}
+                entry = chosen.get(row) or {"reason": "no selection yet", "completed": 0, "runs": 1}
                 if entry.get("lambda_h") is None:
-                    waiting.append(f"{row}: no confirmation runs ({entry.get('reason')})")
+                    incomplete = entry.get("completed", 0) < entry.get("runs", 0)
+                    (waiting if incomplete else unchosen).append(f"{row}: no confirmation runs ({entry.get('reason')})")
             jobs = expand(spec, out, name, names, extra, {r: (chosen.get(r) or {}).get("lambda_h") for r in names})
         else:
             jobs = expand(spec, out, name, names, extra)
@@ -87,16 +90,18 @@ def run_study(spec: Spec, stage: str = "all", rows: list[str] | None = None, n_j
                     value = entry["lambda_h"]
                     print(f"selection {row}: " + ("none" if value is None else f"λ_H = {value:g}") + f" ({entry['reason']})")
     if dry_run:
+        for line in waiting + unchosen:
+            print(f"  {line}")
         return 0
     problems = write_reports(spec, out)
     failed = [o for o in outcomes if o.status == "failed"]
     ran = sum(o.status == "completed" for o in outcomes)
     print(f"{spec.name}: {ran} ran, {sum(o.status == 'kept' for o in outcomes)} kept, {len(failed)} failed; "
           f"wall times in {out / launch.TIMES}; tables in {out / REPORT}")
-    for line in waiting + problems:
+    for line in waiting + unchosen + problems:
         print(f"  {line}")
     if failed:
         print("failed runs (rerun the same command to retry; a changed config needs a new --out):")
         for o in failed:
             print(f"  {o.job.label} ({o.job.path}): {o.error}")
-    return 1 if failed or (waiting and RUNS not in stages) else 0
+    return 1 if failed or waiting else 0

@@ -32,6 +32,7 @@ FAKE = textwrap.dedent('''
         sys.exit(2)
     (folder / ".hydra").mkdir(exist_ok=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / "config.yaml").write_text("fake: true")
     (folder / "summary.json").write_text(json.dumps({"status": "completed", "metrics": {}}))
 ''')
 
@@ -224,6 +225,27 @@ def test_two_stage_study_confirms_each_row_at_its_chosen_lambda_on_disjoint_seed
     assert calls(out / "confirmation" / "knn" / "lambda_0.5" / "10") == ["experiment=ring8 entropy=knn lambda_h=0.5 seed=10"]
     assert sorted(p.name for p in (out / "confirmation" / "none" / "lambda_0").iterdir()) == ["10"]
     assert sorted(p.name for p in (out / "selection" / "none" / "lambda_0").iterdir()) == ["0", "1"]
+
+
+def test_a_row_the_rule_leaves_out_is_listed_and_an_incomplete_selection_makes_confirmation_wait(tmp_path, fake_train,
+                                                                                                  capsys):
+    out = tmp_path / "out"
+    spec_path = write_spec(tmp_path, f"""
+        name: wait
+        out: {out}
+        rows:
+          blank: {{overrides: [entropy=knn], lambda_h: [0.1, 0.2]}}   # the fake's runs have no metrics: no λ_H qualifies
+          broken: {{overrides: [entropy=knn, +fail=yes], lambda_h: [0.1, 0.2]}}
+        selection: {{seeds: [0]}}
+        confirmation: {{seeds: [1]}}
+    """)
+    assert run_study(load_spec(spec_path), rows=["blank"]) == 0  # no λ_H is an answer, not an error
+    assert "blank: no confirmation runs (no value reaches mean HQ ≥ 80%" in capsys.readouterr().out
+    assert not (out / "confirmation").exists()
+    assert run_study(load_spec(spec_path), rows=["broken"]) == 1
+    assert "broken: no confirmation runs (selection not complete (0 of 2 runs completed)" in capsys.readouterr().out
+    assert run_study(load_spec(spec_path), stage="confirmation", dry_run=True) == 0
+    assert "broken: no confirmation runs (selection not complete" in capsys.readouterr().out
 
 
 def test_slurm_dry_run_prints_one_array_per_row_and_lambda(tmp_path, fake_train, capsys):
