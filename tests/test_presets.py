@@ -42,7 +42,8 @@ REFUSED = {
     ("ring8", "data", r"stacked_mnist4?"): r"data samples have shape \(\d, 28, 28\) but the generator makes \(2,\)",
     ("ring8", "data", r"swiss_roll"): r"toy mode metrics need a Gaussian mixture with centres",
     ("ring8", "energy", r"dcgan_.*"): r"DCGANCritic takes 28×28 images .* but got samples of 2 values; choose a critic",
-    ("ring8", "generator", r"dcgan_.*"): r"data samples have shape \(2,\) but the generator makes \(3, 28, 28\)",
+    ("ring8", "generator", r"dcgan_.*"): r"data samples have shape \(2,\) but the generator makes \(3, 28, 28\); "
+                                         r"set x_dim \(and the network configs\)",
     ("ring8", "entropy", r"posterior_.*"): r"needs a noisy generator .* use generator=noisy_mlp",
     ("ring8", "metric", r"stacked_mnist"): r"Stacked MNIST samples must be \(n, n_stack, 28, 28\), got \(200, 2\)",
     ("stacked_mnist_cpu", "data", r"custom|grid25.*|ring8.*|swiss_roll"): r"data samples have shape \(2,\) but the generator makes",
