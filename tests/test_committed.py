@@ -45,3 +45,14 @@ def test_committed_tree_rebuild_commands_default_outside_it():
     text = (Path(__file__).resolve().parents[1] / "experiments" / "claims" / "converged_tables.py").read_text()
     assert 'default=Path("outputs/claims_converged/converged.md")' in text
     assert not holds_committed_files(Path(__file__).resolve().parents[1] / "outputs" / "claims_converged" / "converged.md")
+
+
+def test_an_untracked_file_inside_a_checkout_is_not_committed(tmp_path):
+    """Inside a git checkout only tracked paths count: a new file or folder beside committed ones is not guarded."""
+    sweep = _git_repo_with_committed_run(tmp_path)
+    (sweep / "new").mkdir()
+    (sweep / "new" / "report.md").write_text("rebuilt")
+    (sweep / "0" / "eval.json").write_text("{}")
+    assert not holds_committed_files(sweep / "new") and not holds_committed_files(sweep / "new" / "report.md")
+    assert not holds_committed_files(sweep / "0" / "eval.json") and not holds_committed_files(sweep / "absent.md")
+    assert holds_committed_files(sweep / "0") and holds_committed_files(sweep / "0" / "config.yaml")

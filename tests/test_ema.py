@@ -65,3 +65,23 @@ def test_ema_warmup_follows_the_schedule_and_caps_at_decay():
     plain = average_after_1000(False)
     assert plain == pytest.approx(1 - 0.999**1000, rel=1e-5) and plain < 0.64
     assert average_after_1000(True) > 0.999
+
+
+def test_ema_warmup_in_the_config_reaches_the_trainers_average(make_cfg, tmp_path):
+    """ema_warmup=true from the config: the second update uses d = min(0.999, 2/11) = 2/11, so a weight
+    moved from 0 to 1 averages to 9/11; without warm-up it is 1 − 0.999 = 0.001."""
+    from mege.training import trainer_from_config
+
+    def second_average(*overrides: str) -> float:
+        trainer = trainer_from_config(make_cfg("ema_decay=0.999", *overrides), tmp_path / "_".join(overrides or ("off",)))
+        g, ema = trainer.generator, trainer.ema
+        first = next(iter(g.parameters()))
+        with torch.no_grad():
+            first.zero_()
+            ema.update(g)
+            first.fill_(1.0)
+            ema.update(g)
+        return float(next(iter(ema.module.parameters())).detach().flatten()[0])
+
+    assert second_average("ema_warmup=true") == pytest.approx(9 / 11, rel=1e-6)
+    assert second_average("ema_warmup=false") == pytest.approx(0.001, rel=1e-4)

@@ -55,3 +55,13 @@ def test_check_reports_a_mutation_that_no_longer_applies(tmp_path, capsys):
     assert f"1 of {len(cases) + 1} mutations apply" in out
     assert all(re.search(rf"^FAIL {m.name} ", out, flags=re.M) for m in cases), out
     assert mutate.check_all(tmp_path, [good, good]) == 1  # duplicate names
+
+
+def test_the_table_covers_the_modules_of_issue_21():
+    """At least 40 mutations, some in each module written since the first list (issue 21)."""
+    mutations = load_mutate().MUTATIONS
+    assert len(mutations) >= 40
+    files = {m.file for m in mutations}
+    for module in ("mege/training/settings.py", "mege/run_dir.py", "mege/entropy/term.py", "mege/leaderboard/points.py",
+                   "mege/ema.py", "mege/metrics/goodness_of_fit.py", "mege/reproducibility.py", "mege/committed.py"):
+        assert module in files, module

@@ -65,3 +65,35 @@ def test_the_trainer_never_mentions_the_estimators_flags_or_aux_steps():
     for path in (REPO / "mege" / "training").glob("*.py"):
         text = path.read_text()
         assert not re.search(r"fit_steps|needs_latents|needs_generator|retain_graph|\.aux_loss", text), path
+
+
+def test_fit_passes_the_latents_and_generator_its_estimator_asks_for_on_a_detached_batch():
+    """fit() steps on one batch generate(); an estimator with needs_latents/needs_generator gets the
+    step's own z and generator in every fit step, as in the joint step."""
+
+    class Seen(Recorder):
+        def forward(self, x, z=None, generator=None):
+            self.seen = getattr(self, "seen", []) + [(x, z, generator)]
+            return super().forward(x, z, generator)
+
+    est = Seen(needs_latents=True, needs_generator=True, fit_steps=2)
+    term = EntropyTerm(est, lambda params: torch.optim.SGD(params, lr=0.1))
+    z, g = torch.randn(4, 2, requires_grad=True), nn.Identity()
+    term.fit(lambda: z * 2, z, g)
+    assert len(est.seen) == 2
+    for x, z_seen, g_seen in est.seen:
+        assert torch.equal(x, z.detach() * 2) and not x.requires_grad  # generated without a graph
+        assert z_seen is z and g_seen is g
+    assert float(est.w.detach()) == pytest.approx(3 - 3 * 0.8**2)
+
+
+def test_the_aux_step_starts_from_a_zero_gradient():
+    """backward() steps aux_loss alone: a gradient left on the estimator (by fit, or anything else)
+    is cleared first, so w moves by exactly lr·2(w − 3)."""
+    est = Recorder()
+    term = EntropyTerm(est, lambda params: torch.optim.SGD(params, lr=0.1))
+    est.w.grad = torch.tensor(100.0)  # stale
+    x = torch.randn(4, 2, requires_grad=True)
+    aux = term.backward((x**2).sum(), term.estimate(x), [x])
+    assert float(aux.detach()) == 9.0 and float(est.w.detach()) == pytest.approx(0.6)  # 0 − 0.1·2·(0 − 3)
+    assert torch.equal(x.grad, 2 * x.detach())
