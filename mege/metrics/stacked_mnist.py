@@ -124,11 +124,17 @@ class StackedMNISTMetrics:
     ``generate`` is called once with ``n_samples``: a generate that restarts its latents on each
     call (as the trainer's does) would repeat samples if called per batch.
     The classifier is switched to eval mode for the count and its previous mode is restored.
+
+    protocol: "mege" (default, as above) or "meg": MEG's counter — the committed MEG-architecture
+        classifier (``classifier_path`` may name another file of that kind) in train mode (dropout
+        on, masks seeded by ``seed``), KL to uniform only, its own card
+        (:mod:`mege.metrics.protocols`); the reference row is counted the same way.
     """
 
     def __init__(self, classifier_path: str | Path | None = None, n_samples: int | None = None,
                  batch_size: int = 128, seed: int | None = 0, classifier: nn.Module | None = None,
-                 card: dict | None = None, reference: bool = False):
+                 card: dict | None = None, reference: bool = False, protocol: str = "mege"):
+        from mege.metrics.protocols import check_protocol
         check(n_samples is None or int(n_samples) > 0, f"n_samples must be a positive int or null, got {n_samples}")
         check(int(batch_size) > 0, f"batch_size must be positive, got {batch_size}")
         self.classifier_path = None if classifier_path is None else Path(classifier_path).expanduser()
@@ -139,8 +145,12 @@ class StackedMNISTMetrics:
         self.card = dict(card or {})
         self.reference = bool(reference)
         self._reference_row: dict | None = None
+        self.protocol = check_protocol(protocol, "stacked_mnist")
 
     def load(self) -> tuple[nn.Module, dict]:
+        if self.classifier is None and self.protocol == "meg":
+            from mege.metrics.meg_classifier import load_meg_classifier
+            self.classifier, self.card = load_meg_classifier(self.classifier_path)
         if self.classifier is None:
             model, self.card = load_classifier(self.classifier_path)
             self.classifier = model.to(memory_format=torch.channels_last)
@@ -163,6 +173,8 @@ class StackedMNISTMetrics:
             self._reference_row = self.reference_row(data, n)
         if x.shape[0] != n or x.shape[1] != n_stack:
             raise MegeError(f"generate({n}) returned {tuple(x.shape)}; the generator must make (n, {n_stack}, 28, 28) samples")
+        if self.protocol == "meg":
+            return self._count_meg(x, n_stack)
         start = time.perf_counter()
         labels = classify_stacks(classifier, x, self.batch_size)
         seconds = time.perf_counter() - start
@@ -191,6 +203,20 @@ class StackedMNISTMetrics:
             result["reference"] = dict(self._reference_row)
         return result
 
+    def _count_meg(self, x: Tensor, n_stack: int) -> dict:
+        """The ``meg`` protocol's count of samples ``x`` (dropout on, masks from ``self.seed``)."""
+        from mege.metrics.meg_classifier import classify_stacks_meg
+        from mege.metrics.protocols import meg_stacked_card
+        classifier, card = self.load()
+        start = time.perf_counter()
+        labels = classify_stacks_meg(classifier, x, dropout=True, seed=self.seed)
+        result = count_modes(labels, N_CLASSES**n_stack)
+        result["protocol"] = meg_stacked_card(len(x), n_stack, True, self.seed, card)
+        result["protocol"]["classify_seconds"] = round(time.perf_counter() - start, 3)
+        if self._reference_row is not None:
+            result["reference"] = dict(self._reference_row)
+        return result
+
     def reference_row(self, data, n: int) -> dict:
         """Modes and KLs of ``n`` real stacks (``data.sample``, seeded like the generated ones;
         the training RNG is untouched)."""
@@ -200,6 +226,10 @@ class StackedMNISTMetrics:
             if self.seed is not None:
                 torch.manual_seed(self.seed)
             x = data.sample(n)
+        if self.protocol == "meg":
+            from mege.metrics.meg_classifier import classify_stacks_meg
+            row = count_modes(classify_stacks_meg(classifier, x, dropout=True, seed=self.seed), N_CLASSES**n_stack)
+            return {k: row[k] for k in ("modes", "reverse_kl")}
         labels = classify_stacks(classifier, x, self.batch_size)
         dist = data.label_distribution() if hasattr(data, "label_distribution") else None
         row = count_modes(labels, N_CLASSES**n_stack, dist)

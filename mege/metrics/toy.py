@@ -127,13 +127,19 @@ def _floor(w: tuple, n: int) -> float:
 
 
 class ToyModeMetrics:
-    """``metric(generate, data)``: mode metrics of ``generate(n_samples)`` against a Gaussian mixture."""
+    """``metric(generate, data)``: mode metrics of ``generate(n_samples)`` against a Gaussian mixture.
 
-    def __init__(self, n_samples: int = 2500, hq_std: float = 3.0):
+    protocol: "mege" (default, this module) or "pacgan" (PacGAN's MetricLogger: its JSD column
+        beside its floor; :mod:`mege.metrics.protocols`).
+    """
+
+    def __init__(self, n_samples: int = 2500, hq_std: float = 3.0, protocol: str = "mege"):
+        from mege.metrics.protocols import check_protocol
         check(int(n_samples) == n_samples and n_samples > 0, f"n_samples must be a positive int, got {n_samples}")
         check(hq_std > 0, f"hq_std must be positive, got {hq_std}")
         self.n_samples = int(n_samples)
         self.hq_std = float(hq_std)
+        self.protocol = check_protocol(protocol, "toy")
 
     def check_data(self, data) -> None:
         """Raise the one-line fix when ``data`` has no mixture centres (the composition root calls this at start-up)."""
@@ -149,6 +155,9 @@ class ToyModeMetrics:
             samples = generate(self.n_samples).detach().to("cpu", torch.float32)
         if hasattr(data, "to_data_units"):  # networks may see standardised data; metrics use the data's units
             samples = data.to_data_units(samples)
+        if self.protocol == "pacgan":
+            from mege.metrics.protocols import pacgan_toy_metrics
+            return pacgan_toy_metrics(samples, data.centres, float(data.std), self.hq_std)
         result = mode_metrics(samples, data.centres, data.std, data.weights, self.hq_std)
         result["protocol"] = {
             "name": "PacGAN/VEEGAN toy mode count",
