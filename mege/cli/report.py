@@ -19,6 +19,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--include-incomplete", action="store_true", help="aggregate failed/incomplete runs' last evaluation in metrics.jsonl")
     parser.add_argument("--frontier", metavar="PARAM", help="also frontier.md/.png: modes, HQ, assigned KL against PARAM (e.g. lambda_h) per estimator family, and the operating points (mege/leaderboard.py)")
     parser.add_argument("--leaderboard", action="store_true", help="also leaderboard.md: per estimator, raw and EMA, paired-by-seed 95%% intervals to none and to the best (mege/leaderboard.py)")
+    parser.add_argument("--confirm", action="store_true", help="also confirmation.md: each estimator against none with exact paired tests, Holm, bootstrap intervals and a verdict (mege/leaderboard/confirm.py)")
+    parser.add_argument("--family", type=int, default=None, help="with --confirm: the pre-registered number of tests in the Holm family (tests not run count as p = 1)")
     args = parser.parse_args(argv)
 
     if not args.out:
@@ -34,6 +36,10 @@ def main(argv: list[str]) -> int:
             written.update(leaderboard.write_frontier(report.runs, args.frontier, out))
         if args.leaderboard:
             written.update(leaderboard.write_leaderboard(report.runs, args.frontier or "lambda_h", out))
+    if args.confirm:
+        from mege.leaderboard.confirm import write_confirmation
+        written.update(write_confirmation(report.runs, Path(args.out) if args.out else Path(args.sweep_dir),
+                                          args.frontier or "lambda_h", args.family))
     n_in = sum(r.included for r in report.runs)
     print(f"{len(report.runs)} runs, {n_in} aggregated in {len(report.groups)} groups, {len(report.runs) - n_in} excluded")
     for kind, path in written.items():

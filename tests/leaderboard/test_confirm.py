@@ -71,3 +71,23 @@ def _c(mean, p_adj, endpoint="modes"):
 ])
 def test_verdicts(cov, hq, expected):
     assert verdict(_c(*cov), _c(*hq, endpoint="hq_fraction")) == expected
+
+
+def test_confirmation_table_on_the_committed_issue13_runs(tmp_path):
+    """`mege report --confirm` on the committed ring8_collapse leaderboard runs (5 seeds): kde_score's
+    paired mode differences over its five seeds are (0, +5, +3, 0, +1) by hand from the run files (none:
+    8, 3, 5, 8, 7; kde_score: 8 on each), so Δ = +1.8; of the 8 sign patterns of (5, 3, 1) only ±(5+3+1)
+    reach |9|, so the exact sign-flip p = 2/8 = 0.25; 3 of 5 better with 2 ties — and with a family of 36
+    no verdict but 'no effect' is possible at n = 5."""
+    from pathlib import Path
+
+    from mege.cli import main
+
+    runs = Path(__file__).resolve().parents[2] / "experiments" / "ablation" / "run_files" / "ring8_collapse" / "leaderboard"
+    assert main(["report", str(runs), "--confirm", "--family", "36", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "confirmation.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| kde_score "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[6].startswith("+1.8 [") and cells[7] == "0.25" and cells[8] == "1"
+    assert cells[9] == "3 of 5 better, 2 tied" and cells[14] == "**no effect**"
+    assert "family fixed at 36 tests" in text
