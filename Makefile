@@ -19,18 +19,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python experiments/demo.py
+	$(BIN)/python experiments/demo/demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
-	$(BIN)/python experiments/bench.py
+	$(BIN)/python tools/bench/bench.py
 
 # Mutation check (slow, not part of `make test`): named one-line bugs applied to a scratch copy of
-# HEAD, each against the test files meant to catch it; writes experiments/mutate/report.md.
+# HEAD, each against the test files meant to catch it; writes tools/mutate/report.md.
 mutate: $(STAMP)
-	$(BIN)/python experiments/mutate.py
+	$(BIN)/python tools/mutate/mutate.py
 
 clean-venv:
 	rm -rf $(VENV)

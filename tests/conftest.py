@@ -8,7 +8,7 @@ MCMC tests; ``Identity``, ``StubRun`` (with ``Identity2d``, ``GridCritic``): sta
 ``single_thread`` runs a test with one intra-op thread: on a loaded machine two OpenMP threads
 can make tiny-network steps 10–20× slower, and the count must not change inside a test that
 compares two runs bit for bit. ``MEGE_TEST_DEVICE=cuda`` runs the composed configs on the GPU
-(``experiments/gpu_check.sh``); the default is the CPU.
+(``tools/gpu_check.sh``); the default is the CPU.
 """
 
 from __future__ import annotations

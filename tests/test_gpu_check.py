@@ -1,4 +1,4 @@
-"""experiments/gpu_check.sh: its --dry-run passes on this machine (CUDA absent is a note, not a failure),
+"""tools/gpu_check.sh: its --dry-run passes on this machine (CUDA absent is a note, not a failure),
 checks every command it would run, fails when the interpreter cannot run them, and the real check
 refuses to start without a CUDA device."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "gpu_check.sh"
+SCRIPT = REPO / "tools" / "gpu_check.sh"
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -31,7 +31,7 @@ def test_dry_run_checks_every_command_and_exits_0():
         assert cuda.startswith("ok    CUDA: ")
     else:
         assert cuda.startswith("note  CUDA: not available") and "not fatal for --dry-run" in cuda
-    for check in ("python: ", "tool: timeout", "1. tests: MEGE_TEST_DEVICE=cuda python -m pytest", "2. bench: python experiments/bench.py --device cuda",
+    for check in ("python: ", "tool: timeout", "1. tests: MEGE_TEST_DEVICE=cuda python -m pytest", "2. bench: python tools/bench/bench.py --device cuda",
                   "3. classifier: python -m mege.cli classifier train", "3. train (fp32): mege train experiment=stacked_mnist",
                   "3. train (bf16+channels_last): mege train experiment=stacked_mnist"):
         assert any(line.startswith(f"ok    {check}") for line in lines), check

@@ -1,4 +1,4 @@
-"""experiments/mutate.py --check: every mutation of the table still applies to the source as it is
+"""tools/mutate/mutate.py --check: every mutation of the table still applies to the source as it is
 (its string found exactly once, the replacement a change that compiles) and names test files that
 exist, so a refactor that moves a mutated line or a test file fails here rather than in
 `make mutate`. Runs no mutated tests (about a second)."""
@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "mutate.py"
+SCRIPT = REPO / "tools" / "mutate" / "mutate.py"
 
 
 def load_mutate():
-    spec = importlib.util.spec_from_file_location("mege_experiments_mutate", SCRIPT)
+    spec = importlib.util.spec_from_file_location("mege_tools_mutate", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look the module up while the class is built
     spec.loader.exec_module(module)

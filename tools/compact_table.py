@@ -1,6 +1,6 @@
 """A narrow markdown table from a ``mege report`` CSV: chosen metrics as ``mean ± s.e.`` columns.
 
-    python experiments/compact_table.py <report.csv> <metric> [<metric> ...] [--sort <metric>]
+    python tools/compact_table.py <report.csv> <metric> [<metric> ...] [--sort <metric>]
 
 The first columns are the group keys and ``runs``; each metric shows ``mean ± s.e.`` (``—`` for
 the s.e. when n = 1, ``(n=k)`` when some runs lack it), as in the full report.

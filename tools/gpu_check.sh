@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # GPU check: the CUDA paths that CI (no GPU) never runs, in one script that writes one markdown file.
 #
-#   bash experiments/gpu_check.sh              # on a CUDA machine: ≤ 8 min, writes experiments/gpu_check/results.md
-#   bash experiments/gpu_check.sh --dry-run    # anywhere: checks it can start (tools, data, commands parse); exit 0
-#   bash experiments/gpu_check.sh --out FILE   # write the report elsewhere
+#   bash tools/gpu_check.sh              # on a CUDA machine: ≤ 8 min, writes tools/gpu_check/results.md
+#   bash tools/gpu_check.sh --dry-run    # anywhere: checks it can start (tools, data, commands parse); exit 0
+#   bash tools/gpu_check.sh --out FILE   # write the report elsewhere
 #
 # Sections, each under its own time cap (seconds; the caps add up to 450 s, plus ~20 s of set-up):
 #   1. the test suite with MEGE_TEST_DEVICE=cuda (the composed test configs train on the GPU; the
 #      trainer tests first, so a cap cuts the least GPU-relevant files)           GPU_CHECK_TEST_S=150
 #   2. the toy step benchmark on CUDA against the plain PyTorch step, train.compile included
-#      (experiments/bench.py, its Stacked MNIST/estimator/evaluation/memory sections skipped)
+#      (tools/bench/bench.py, its Stacked MNIST/estimator/evaluation/memory sections skipped)
 #                                                                                  GPU_CHECK_BENCH_S=150
 #   3. a short Stacked MNIST run, `mege train experiment=stacked_mnist` (paper profile) for
 #      GPU_CHECK_STEPS=1000 steps, fp32 (joint critic forward, chosen on CUDA) and bf16 autocast with
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
 DRY=0
-OUT=experiments/gpu_check/results.md
+OUT=tools/gpu_check/results.md
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
@@ -51,7 +51,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 FIRST_TESTS=(tests/training/test_train_step.py tests/training/test_trainer.py tests/entropy/test_training.py tests/test_loggers.py
              tests/test_objectives.py tests/test_penalties.py tests/energy/test_conv.py tests/metrics/test_stacked_mnist.py)
 TEST_CMD=("$PY" -m pytest -q -rfE -p no:cacheprovider "${FIRST_TESTS[@]}" tests)
-BENCH_CMD=("$PY" experiments/bench.py --device "$DEVICE" --rounds 3 --block-s 0.5 --batches 256
+BENCH_CMD=("$PY" tools/bench/bench.py --device "$DEVICE" --rounds 3 --block-s 0.5 --batches 256
            --skip stacked estimators evaluation memory --out "$WORK/bench.md")
 CLS_CMD=("$PY" -m mege.cli classifier train --epochs 3 --out "$WORK/classifier.pt")
 TRAIN_ARGS=(experiment=stacked_mnist "device=$DEVICE" "train.steps=$STEPS" "train.eval_every=$STEPS"
@@ -157,7 +157,7 @@ log() { echo "[gpu_check $((SECONDS - START))s] $*" >&2; }
 {
   echo "# GPU check"
   echo
-  echo "Written by \`bash experiments/gpu_check.sh\` on $(date '+%Y-%m-%d %H:%M') at commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
+  echo "Written by \`bash tools/gpu_check.sh\` on $(date '+%Y-%m-%d %H:%M') at commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
   echo
   echo "- Device: $CUDA"
   [ "$DEVICE" = cuda ] || echo "- **Rehearsal on $DEVICE** (GPU_CHECK_DEVICE=$DEVICE): the plumbing only, no CUDA number."

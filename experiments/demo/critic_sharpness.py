@@ -4,7 +4,7 @@ Trains the critic alone to tell grid-25 data from data + N(0, 0.3²) noise (non-
 R1 weight 0.1, Adam 1e-3, batch 256, 1 000 steps) and prints its held-out accuracy and energy
 gap, for the plain MLP critic and with random Fourier input features of a few scales.
 
-    OMP_NUM_THREADS=1 python experiments/critic_sharpness.py
+    OMP_NUM_THREADS=1 python experiments/demo/critic_sharpness.py
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Runs ``mege study experiments/toy/demo.yaml`` (``mege train experiment=grid25 se
 floor; raw generator and its EMA, no MCMC), written to ``outputs/demo/results.md``. The committed
 five-seed table is ``experiments/toy/results.md`` (``mege study experiments/toy/benchmark.yaml``).
 
-    python experiments/demo.py [--out outputs/demo] [overrides ...]
+    python experiments/demo/demo.py [--out outputs/demo] [overrides ...]
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "toy"))
+TOY = Path(__file__).resolve().parents[1] / "toy"
+sys.path.insert(0, str(TOY))
 import tables  # noqa: E402  (experiments/toy/tables.py)
 
 from mege.cli import main as mege  # noqa: E402
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--out" in argv:
         i = argv.index("--out")
         out, argv = argv[i + 1], argv[:i] + argv[i + 2:]
-    code = mege(["study", str(HERE / "toy" / "demo.yaml"), "--out", out, *argv])
+    code = mege(["study", str(TOY / "demo.yaml"), "--out", out, *argv])
     return tables.main([out]) or code
 
 

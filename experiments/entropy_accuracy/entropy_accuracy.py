@@ -14,9 +14,9 @@ step size adapted by warm-up calls), then measured in eval mode on fresh samples
 5. cross-checks of the kNN and KDE values against scipy (cKDTree, gaussian_kde).
 
 Run (single thread, about 20 min on a shared 2-core CPU):
-    .venv/bin/python experiments/entropy_accuracy.py            # writes experiments/entropy_accuracy/
-    .venv/bin/python experiments/entropy_accuracy.py --quick    # a one-minute smoke version
-    .venv/bin/python experiments/entropy_accuracy.py --flows    # the four flows only, side by side
+    .venv/bin/python experiments/entropy_accuracy/entropy_accuracy.py            # writes experiments/entropy_accuracy/
+    .venv/bin/python experiments/entropy_accuracy/entropy_accuracy.py --quick    # a one-minute smoke version
+    .venv/bin/python experiments/entropy_accuracy/entropy_accuracy.py --flows    # the four flows only, side by side
                                                                 # (pyro and zuko; a few minutes): flows.md
 """
 
@@ -45,8 +45,8 @@ from mege.entropy.term import estimate as estimate_entropy
 from mege.metrics.entropy_tasks import (EntropyTask, LinearGaussianTask, anisotropic_gaussian, isotropic_gaussian,
                                         ring_mixture, uniform_box, value_tasks)
 
-OUT = Path(__file__).resolve().with_suffix("")
-COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python experiments/entropy_accuracy.py"
+OUT = Path(__file__).resolve().parent
+COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python experiments/entropy_accuracy/entropy_accuracy.py"
 
 # label: (config name, dotlist overrides, fit steps). Fit steps: the estimator's fact
 # `accuracy_fit_steps` (configs/entropy/<name>.yaml, mege.entropy.facts); Adam lr 1e-3 (kde_learned:
@@ -433,7 +433,7 @@ def write_markdown(results: dict, out: Path) -> None:
              f"torch {results['torch']}, one CPU thread, seeds {results['seeds']}, "
              f"total {results['elapsed_s'] / 60:.1f} min. Numbers are mean ± s.d. over seeds. "
              "Each estimator is built from its yaml in `configs/entropy/`; estimators with parameters are "
-             "first fitted on fresh batches (Adam; steps in `experiments/entropy_accuracy.py`), then evaluated "
+             "first fitted on fresh batches (Adam; steps in `experiments/entropy_accuracy/entropy_accuracy.py`), then evaluated "
              "in eval mode on fresh samples.", ""]
 
     lines += summary_lines(results)

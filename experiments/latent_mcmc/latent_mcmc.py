@@ -8,7 +8,7 @@ runs, per-run rows, acceptance rates, the command) and ``<out>/landscape_seed<s>
 overlaid on U) for the first run and the largest K.
 
     mege study experiments/latent_mcmc/spec.yaml          # the runs: experiment=grid25, seeds 0–2 (resumable)
-    python experiments/latent_mcmc.py --runs outputs/latent_mcmc/runs/grid25/{0,1,2} \
+    python experiments/latent_mcmc/latent_mcmc.py --runs outputs/latent_mcmc/runs/grid25/{0,1,2} \
         [--steps 0 10 50 200] [--temperatures 1] [--out experiments/latent_mcmc]
 """
 

@@ -117,7 +117,7 @@ def compiled(generator: nn.Module, critic: nn.Module) -> dict[str, Callable[...,
 
     The critic step stays eager (compiled graphs do not support the penalty's double backward)
     and so do estimators (inductor in torch 2.13 fails on the MI critic's split of its scores).
-    Random ops keep eager semantics. Measured: no gain on CPU (experiments/bench/results.md).
+    Random ops keep eager semantics. Measured: no gain on CPU (tools/bench/results.md).
     """
     import torch._inductor.config as inductor_config
     inductor_config.fallback_random = True

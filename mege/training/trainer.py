@@ -13,7 +13,7 @@ Per generator step:
 nothing and never reads the config. :func:`mege.training.runs.trainer_from_config` and
 :func:`~mege.training.runs.load_run` put the three together.
 
-Speed (``experiments/bench/results.md``): the hot loop reads plain settings; nothing in
+Speed (``tools/bench/results.md``): the hot loop reads plain settings; nothing in
 :meth:`Trainer.train_step` waits for the device (losses stay device tensors, the
 :class:`~mege.training.guards.NonFiniteWatch` records on the device); host syncs happen at log,
 eval and checkpoint intervals only.

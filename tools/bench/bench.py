@@ -1,7 +1,7 @@
-r"""Speed of mege's training step, its entropy estimators and its evaluation → ``experiments/bench/results.md``.
+r"""Speed of mege's training step, its entropy estimators and its evaluation → ``tools/bench/results.md``.
 
-    .venv/bin/python experiments/bench.py                  # full table (about 10 min on 2 loaded CPU cores)
-    .venv/bin/python experiments/bench.py --quick          # a smoke run: 2 rounds, a smaller estimator grid
+    .venv/bin/python tools/bench/bench.py                  # full table (about 10 min on 2 loaded CPU cores)
+    .venv/bin/python tools/bench/bench.py --quick          # a smoke run: 2 rounds, a smaller estimator grid
 
 What it measures, all in one process so the ratios hold on a noisy, shared machine:
 
@@ -62,7 +62,7 @@ from mege.tables import format_table
 from mege.train import Trainer
 from mege.utils import pick_device
 
-OUT = Path(__file__).resolve().parent / "bench" / "results.md"
+OUT = Path(__file__).resolve().parent / "results.md"
 
 
 # ---------------------------------------------------------------------- measuring
@@ -574,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.sizes, args.dims, args.compile, args.block_s = 2, [256, 1024], [2, 64], False, 0.5
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    command = "python experiments/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python tools/bench/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     started, loads = time.time(), [os.getloadavg()[0]]
 
     equal = same_mathematics(device.type, 64)

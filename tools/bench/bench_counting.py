@@ -1,6 +1,6 @@
 """Stacked MNIST counting: speed on 2 CPU threads, and the reference row of real samples.
 
-    .venv/bin/python experiments/bench_counting.py [--threads 2,1] [--seeds 5] [--four] [--speed-only]
+    .venv/bin/python tools/bench/bench_counting.py [--threads 2,1] [--seeds 5] [--four] [--speed-only]
 
 1. Times the count of 26 000 samples (78 000 digits): classifier forward + histogram + KLs,
    with a randomly initialised classifier and, when cached, the trained one. Generation is
@@ -28,7 +28,7 @@ from mege.metrics.classifier import REFERENCE_PATH, DigitClassifier, load_classi
 from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes
 from mege.metrics.toy import perfect_sampling_floor
 
-OUT = Path(__file__).resolve().parent / "stacked_mnist" / "reference.md"
+OUT = Path(__file__).resolve().parents[2] / "experiments" / "stacked_mnist" / "reference.md"
 
 
 def time_count(classifier, x, repeats: int = 3) -> tuple[list[float], list[float]]:
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--speed-only", action="store_true", help="only the timing (no reference row, no file written)")
     args = parser.parse_args(argv)
-    command = "python experiments/bench_counting.py " + " ".join(argv)
+    command = "python tools/bench/bench_counting.py " + " ".join(argv)
     load_before = os.getloadavg()[0]
 
     torch.manual_seed(0)

@@ -8,12 +8,12 @@ name, then for each mutation applies the replacement, runs that mutation's test 
 venv's python from inside the copy (``python -m pytest -x``; the copy's ``mege`` shadows the
 editable install, which the script checks), records caught (a test failed) or survived (all
 passed), and restores the file. ``../shared`` (the MNIST test split) is linked beside the copy so
-tests that need it run. Results go to ``experiments/mutate/report.md``.
+tests that need it run. Results go to ``tools/mutate/report.md``.
 
-    .venv/bin/python experiments/mutate.py            # all mutations (make mutate)
-    .venv/bin/python experiments/mutate.py --only js_surrogate_sign,knn_weights_off
-    .venv/bin/python experiments/mutate.py --list
-    .venv/bin/python experiments/mutate.py --check    # seconds: does every mutation still apply?
+    .venv/bin/python tools/mutate/mutate.py            # all mutations (make mutate)
+    .venv/bin/python tools/mutate/mutate.py --only js_surrogate_sign,knn_weights_off
+    .venv/bin/python tools/mutate/mutate.py --list
+    .venv/bin/python tools/mutate/mutate.py --check    # seconds: does every mutation still apply?
 
 ``--check`` runs no tests: on the scratch copy it verifies that each mutation's string occurs
 exactly ``count`` times in its file, that the replacement changes the file and leaves it valid
@@ -41,8 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-REPORT = REPO / "experiments" / "mutate" / "report.md"
+REPO = Path(__file__).resolve().parents[2]
+REPORT = REPO / "tools" / "mutate" / "report.md"
 
 
 @dataclass(frozen=True)
@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"checking {len(chosen)} mutations on {copy_tree(copy, args.worktree)}")
             return 1 if check_all(copy, chosen) else 0
 
-    command = "python experiments/mutate.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python tools/mutate/mutate.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mege-mutate-") as tmp:
         copy = Path(tmp) / "repo"
