@@ -12,7 +12,8 @@ import tables  # noqa: E402
 
 def _block(modes, hq, kl, kl_floor, assigned, assigned_floor):
     return {"modes": modes, "hq_fraction": hq, "reverse_kl": kl, "reverse_kl_floor": kl_floor,
-            "assigned_kl": assigned, "assigned_kl_floor": assigned_floor}
+            "assigned_kl": assigned, "assigned_kl_floor": assigned_floor, "n_modes": 25, "n_samples": 1000,
+            "n_hq": round(1000 * hq)}
 
 
 def _run(seed, raw, ema, train_s=100.0):
@@ -39,6 +40,10 @@ def test_table_means_standard_errors_and_floor_marks():
     assert ema[7] == "0.035 ± 0.005"
     assert ema[-1].startswith("180–200")
     assert math.isclose(float(raw[6].split(" ± ")[0]), 0.004)
+    # G-test p pooled over the two seeds: assigned KL G = 2·1000·(0.05 + 0.07) = 240 on 48 df; reverse KL at the HQ counts
+    from scipy.stats import chi2
+    assert raw[9] == f"{chi2.sf(2 * 1000 * 0.05 + 2 * 1000 * 0.07, 48):.2g}"
+    assert raw[8] == f"{chi2.sf(2 * 900 * 0.010 + 2 * 800 * 0.030, 48):.2g}"
 
 
 def test_the_committed_table_rebuilds_from_its_record(tmp_path):

@@ -19,8 +19,17 @@ import math
 import sys
 from pathlib import Path
 
+from mege.metrics.goodness_of_fit import exact_sampling_p, pooled_exact_sampling_p
 from mege.report import Stat, format_cell
 from mege.run_dir import RunDir
+
+GOF = (("reverse_kl", "n_hq"), ("assigned_kl", "n_samples"))
+"""KLs that get an exact-sampling G-test p column (pooled over seeds) and the count of their histogram."""
+
+
+def gof_p(blocks: list[dict], key: str, count: str) -> float:
+    """Exact-sampling G-test p of ``key`` pooled over the seeds' metric blocks (G = 2·n·KL summed, df = Σ (K − 1))."""
+    return pooled_exact_sampling_p([(float(b[key]), float(b[count]), int(b["n_modes"])) for b in blocks])
 
 COLUMNS = (("modes", "modes"), ("hq_fraction", "HQ"), ("reverse_kl", "reverse KL"), ("reverse_kl_floor", "its floor"),
            ("assigned_kl", "assigned KL"), ("assigned_kl_floor", "its floor"))
@@ -36,6 +45,9 @@ def read_runs(out: Path) -> list[dict]:
                   "status": summary.get("status", "no summary"), "dir": str(folder)}
         if record["status"] == "completed":
             record.update(train_s=summary.get("elapsed_s"), raw=summary.get("metrics"), ema=summary.get("ema_metrics"))
+            if run.config.exists():  # the resolved config each number was made with
+                import yaml
+                record["config"] = yaml.safe_load(run.config.read_text())
         else:
             record["status"] = "failed"
         results.append(record)
@@ -51,7 +63,8 @@ def _cell(values: list[float], digits: str) -> str:
 
 def table(results: list[dict]) -> str:
     """One row per (experiment, generator): mean ± s.e. over seeds; KLs marked when within 2x their floor."""
-    header = ["experiment", "samples", "seeds"] + [name for _, name in COLUMNS] + ["train s / run"]
+    header = (["experiment", "samples", "seeds"] + [name for _, name in COLUMNS]
+              + [f"{dict(COLUMNS)[k]} p (pooled)" for k, _ in GOF] + ["train s / run"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for experiment in dict.fromkeys(r["experiment"] for r in results):
         done = [r for r in results if r["experiment"] == experiment and r["status"] == "completed"]
@@ -70,6 +83,7 @@ def table(results: list[dict]) -> str:
                     floor = Stat.of([float(b[key + "_floor"]) for b in blocks]).mean
                     if kl <= 2 * floor:
                         cells[i] += " ≤2×floor"
+            cells += [f"{gof_p(blocks, key, count):.2g}" for key, count in GOF]
             times = [r["train_s"] for r in done]
             seeds = f"{len(blocks)}" + (f" ({len(failed)} failed)" if failed else "")
             span = f"{min(times):.0f}" if round(min(times)) == round(max(times)) else f"{min(times):.0f}–{max(times):.0f}"
@@ -78,22 +92,28 @@ def table(results: list[dict]) -> str:
 
 
 def per_seed(results: list[dict]) -> str:
-    header = ["experiment", "seed", "modes", "HQ", "reverse KL", "EMA modes", "EMA HQ", "EMA reverse KL", "train s"]
+    header = ["experiment", "seed", "modes", "HQ", "reverse KL", "assigned KL", "assigned KL p", "EMA modes", "EMA HQ",
+              "EMA reverse KL", "train s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         if r["status"] != "completed":
-            lines.append(f"| {r['experiment']} | {r['seed']} | failed: see {r['dir']} |" + " |" * 6)
+            lines.append(f"| {r['experiment']} | {r['seed']} | failed: see {r['dir']} |" + " |" * 8)
             continue
         raw, ema = r["raw"], r["ema"] or r["raw"]
+        p = exact_sampling_p(raw["assigned_kl"], raw["n_samples"], raw["n_modes"])
         lines.append(f"| {r['experiment']} | {r['seed']} | {raw['modes']} | {raw['hq_fraction']:.1%} | {raw['reverse_kl']:.4f} "
-                     f"| {ema['modes']} | {ema['hq_fraction']:.1%} | {ema['reverse_kl']:.4f} | {r['train_s']:.0f} |")
+                     f"| {raw['assigned_kl']:.4f} | {p:.2g} | {ema['modes']} | {ema['hq_fraction']:.1%} | {ema['reverse_kl']:.4f} "
+                     f"| {r['train_s']:.0f} |")
     return "\n".join(lines)
 
 
 def text(results: list[dict], made_with: str) -> str:
     card = next((r["raw"]["protocol"] for r in results if r["status"] == "completed"), {})
     return (f"{table(results)}\n\n{made_with} `train s / run` is each run's own training time. Cells: mean ± s.e. over "
-            f"seeds; `≤2×floor`: within twice the perfect-sampler KL at the same sample count. Samples: the generator's "
+            f"seeds; `≤2×floor`: within twice the perfect-sampler KL at the same sample count — not a test: the `p` "
+            f"columns are the exact-sampling G-test (G = 2·n·KL ~ χ²(K − 1), pooled over seeds by summing G and degrees of "
+            f"freedom; n = the HQ count for the reverse KL, all samples for the assigned KL); a small p means the histograms "
+            f"can be told from exact sampling. Samples: the generator's "
             f"own (raw weights, and their EMA), no MCMC.\n"
             f"Protocol: {card.get('name', '')}, {card.get('n_samples')} samples, high quality = within "
             f"{card.get('hq_threshold')}; reverse KL over the HQ samples' mode histogram, its floor at the HQ count; "
