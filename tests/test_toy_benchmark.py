@@ -42,8 +42,8 @@ def test_table_means_standard_errors_and_floor_marks():
     assert math.isclose(float(raw[6].split(" ± ")[0]), 0.004)
     # G-test p pooled over the two seeds: assigned KL G = 2·1000·(0.05 + 0.07) = 240 on 48 df; reverse KL at the HQ counts
     from scipy.stats import chi2
-    assert raw[9] == f"{chi2.sf(2 * 1000 * 0.05 + 2 * 1000 * 0.07, 48):.2g}"
-    assert raw[8] == f"{chi2.sf(2 * 900 * 0.010 + 2 * 800 * 0.030, 48):.2g}"
+    assert raw[10] == f"{chi2.sf(2 * 1000 * 0.05 + 2 * 1000 * 0.07, 48):.2g}"
+    assert raw[9] == f"{chi2.sf(2 * 900 * 0.010 + 2 * 800 * 0.030, 48):.2g}"
 
 
 def test_the_committed_table_rebuilds_from_its_record(tmp_path):
