@@ -36,6 +36,9 @@ MAY_CHANGE = ("train.steps", "train.resume", "train.progress", "train.plot", "tr
               "optimized_metric")
 MAY_CHANGE_UNDER = ("entropy.facts.",)  # what studies know about the estimator (mege.entropy.facts), not how it trains
 FORCE = "force"  # train.resume=force continues a run whose config changed
+ADDED_WITH_DEFAULT = {"metric.protocol": "mege"}
+"""Keys added to configs after runs were written, with the value that reproduces the old behaviour: a
+checkpoint written before the key existed continues when the new config holds that value."""
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
@@ -89,7 +92,7 @@ def config_changes(old: dict, new: dict) -> list[str]:
     grows = all(isinstance(s, int) for s in steps) and steps[1] >= steps[0]
     out = []
     for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
+        va, vb = a.get(key, ADDED_WITH_DEFAULT.get(key, "<absent>")), b.get(key, ADDED_WITH_DEFAULT.get(key, "<absent>"))
         if va == vb or key in MAY_CHANGE or key.startswith(MAY_CHANGE_UNDER) or (grows and (va, vb) == steps):
             continue
         out.append(f"{key}: {va!r} → {vb!r}")

@@ -88,3 +88,13 @@ def test_trim_keeps_rows_up_to_and_including_the_checkpoint_step(run):
     assert run.rows() == [{"step": 20, "modes": 1}, {"step": 40, "modes": 2}]
     assert run.metrics.read_text() == '{"step": 20, "modes": 1}\n{"step": 40, "modes": 2}\n'
     assert run.checkpoint_step() == 40 and torch.load(run.checkpoint, weights_only=True)["step"] == 40
+
+
+def test_a_key_added_later_with_its_old_behaviour_does_not_block_a_resume():
+    """Run folders written before `metric.protocol` existed continue under the default protocol (mege),
+    and are refused under another one (a different count)."""
+    from mege.run_dir import config_changes
+    old = {"metric": {"n_samples": 2500}, "train": {"steps": 10}}
+    assert config_changes(old, {"metric": {"n_samples": 2500, "protocol": "mege"}, "train": {"steps": 10}}) == []
+    assert config_changes(old, {"metric": {"n_samples": 2500, "protocol": "meg"}, "train": {"steps": 10}}) == [
+        "metric.protocol: 'mege' → 'meg'"]
