@@ -59,7 +59,7 @@ def pooled_p(group: Group, metric: str) -> float:
 
 
 def format_p(p: float) -> str:
-    return DASH if math.isnan(p) else f"{p:.2g}"
+    return DASH if math.isnan(p) else (f"{p:.2g}" if p > 0 else "< 1e-300")  # an underflow is not a 0
 
 def at_floor(stats: dict[str, Stat], metric: str) -> bool:
     """True when ``metric`` has a ``<metric>_floor`` companion and its mean is ≤ 2× the floor's mean."""
