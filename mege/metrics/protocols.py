@@ -30,17 +30,15 @@ histogram: :func:`mege.metrics.toy.perfect_sampling_floor` for a KL, :func:`jsd_
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import torch
 from einops import rearrange
 from scipy.special import rel_entr
-from scipy.stats import binom
 from torch import Tensor
 
 from mege.errors import MegeError, check
-from mege.metrics.toy import perfect_sampling_floor
+from mege.metrics.toy import expected_divergence, perfect_sampling_floor
 
 #: protocol → what it counts.
 PROTOCOLS = {"mege": ("toy", "stacked_mnist"), "meg": ("stacked_mnist",), "pacgan": ("toy",)}
@@ -71,25 +69,7 @@ def jsd_floor(weights, n_samples: int) -> float:
     so with ``C_k ~ Binomial(n, w_k)`` its expectation is exactly ``Σ_k Σ_c P(C_k = c) g(c/n, w_k)``
     (c within ±12 sd of n·w_k, as :func:`~mege.metrics.toy.perfect_sampling_floor`); ≈ (K − 1)/(8n).
     """
-    w = np.asarray(weights, dtype=np.float64)
-    check(w.ndim == 1 and w.size > 0 and bool(np.all(w >= 0)) and w.sum() > 0,
-          "weights must be a non-empty vector of non-negative numbers with a positive sum")
-    check(int(n_samples) == n_samples and n_samples > 0, f"n_samples must be a positive int, got {n_samples}")
-    return _jsd_floor(tuple(np.round(w / w.sum(), 15)), int(n_samples))
-
-
-@functools.lru_cache(maxsize=4096)
-def _jsd_floor(w: tuple, n: int) -> float:
-    w = np.asarray(w, dtype=np.float64)
-    floor = 0.0
-    for weight, multiplicity in zip(*np.unique(w[w > 0], return_counts=True)):
-        spread = 12 * np.sqrt(n * weight * (1 - weight)) + 40
-        c = np.arange(max(0, int(n * weight - spread)), min(n, int(np.ceil(n * weight + spread))) + 1)
-        q = c / n
-        m = 0.5 * (q + weight)
-        g = 0.5 * rel_entr(q, m) + 0.5 * rel_entr(weight, m)
-        floor += multiplicity * float(np.sum(binom.pmf(c, n, weight) * g))
-    return floor
+    return expected_divergence(weights, n_samples, "js")
 
 
 def jsd_max(n_modes: int) -> float:

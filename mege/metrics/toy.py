@@ -107,23 +107,35 @@ def perfect_sampling_floor(weights, n_samples: int) -> float:
     ≈ (k − 1) / (2n) for large n. Every sample counts as HQ (the toy protocol's 3σ filter
     drops about 1 % of exact 2-D samples, which moves the floor by about as much).
     """
+    return expected_divergence(weights, n_samples, "kl")
+
+
+def expected_divergence(weights, n_samples: int, divergence: str) -> float:
+    """E[Σ_k g(C_k/n, w_k)] over exact multinomial histograms (C_k ~ Binomial(n, w_k)), for the cell
+    term g of ``divergence``: "kl" (q ln q/w) or "js" (Jensen–Shannon, :func:`mege.metrics.protocols.jsd_floor`)."""
     w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu().numpy()
     check(w.ndim == 1 and w.size > 0 and bool(np.all(w >= 0)) and w.sum() > 0,
           "weights must be a non-empty vector of non-negative numbers with a positive sum")
     check(int(n_samples) == n_samples and n_samples > 0, f"n_samples must be a positive int, got {n_samples}")
-    return _floor(tuple(np.round(w / w.sum(), 15)), int(n_samples))
+    return _floor(tuple(np.round(w / w.sum(), 15)), int(n_samples), divergence)
+
+
+def _cell_term(q: np.ndarray, weight: float, divergence: str) -> np.ndarray:
+    if divergence == "kl":
+        return rel_entr(q, weight)
+    m = 0.5 * (q + weight)
+    return 0.5 * rel_entr(q, m) + 0.5 * rel_entr(weight, m)
 
 
 @functools.lru_cache(maxsize=4096)
-def _floor(w: tuple, n: int) -> float:
-    """Cached core of :func:`perfect_sampling_floor` (every evaluation asks for the same few)."""
+def _floor(w: tuple, n: int, divergence: str = "kl") -> float:
+    """Cached core of :func:`expected_divergence` (every evaluation asks for the same few)."""
     w = np.asarray(w, dtype=np.float64)
     floor = 0.0
     for weight, multiplicity in zip(*np.unique(w[w > 0], return_counts=True)):
         spread = 12 * np.sqrt(n * weight * (1 - weight)) + 40
         c = np.arange(max(0, int(n * weight - spread)), min(n, int(np.ceil(n * weight + spread))) + 1)
-        q = c / n
-        floor += multiplicity * float(np.sum(binom.pmf(c, n, weight) * rel_entr(q, weight)))
+        floor += multiplicity * float(np.sum(binom.pmf(c, n, weight) * _cell_term(c / n, weight, divergence)))
     return floor
 
 
