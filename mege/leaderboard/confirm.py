@@ -182,23 +182,14 @@ def confirmation_rows(points, family_size: int | None = None, alpha: float = ALP
 def confirmation_markdown(points, family_size: int | None = None) -> str:
     """The per-regime leaderboard of a confirmation stage (see the module docstring for every column)."""
     from mege.leaderboard.points import seed_values
-    from mege.metrics.goodness_of_fit import pooled_exact_sampling_p
     from mege.report import Stat, format_number
-    from mege.report.write import format_p
+    from mege.report.write import format_p, pooled_p  # a point, like a group, holds its runs
     from mege.tables import markdown_table
 
     def cell(point, metric, pct=False):
         s = Stat.of(list(seed_values(point, metric).values()))
         f = (lambda x: f"{100 * x:.1f}") if pct else format_number
         return "—" if s.n == 0 else f"{f(s.mean)} ± {f(s.se) if s.n > 1 else '—'}" + (" %" if pct else "")
-
-    def gof(point):
-        hist = []
-        for run in point.runs:
-            card = run.protocols.get("", {})
-            if "assigned_kl" in run.metrics and "n_samples" in card and "n_modes" in card:
-                hist.append((run.metrics["assigned_kl"], card["n_samples"], int(card["n_modes"])))
-        return pooled_exact_sampling_p(hist) if hist else math.nan
 
     def effect(c, pct=False):
         scale = 100 if pct else 1
@@ -222,7 +213,7 @@ def confirmation_markdown(points, family_size: int | None = None) -> str:
         floor = Stat.of(list(seed_values(none, "assigned_kl_floor").values())).mean
         lines += [f"## {title}", "",
                   f"`none`: {cell(none, 'modes')} modes, HQ {cell(none, 'hq_fraction', True)}, assigned KL "
-                  f"{cell(none, 'assigned_kl')} (floor {format_number(floor)}, G-test p {format_p(gof(none))}), "
+                  f"{cell(none, 'assigned_kl')} (floor {format_number(floor)}, G-test p {format_p(pooled_p(none, 'assigned_kl'))}), "
                   f"{len(none.runs)} seeds, {format_number(float(np.mean(_seconds(none))) if _seconds(none) else math.nan)} s/run.", ""]
         header = ["estimator", "λ_H", "modes", "HQ", "assigned KL", "G-test p", "Δ modes [95 % CI]", "p", "adj. p",
                   "k of n (modes)", "Δ HQ, points [95 % CI]", "adj. p (HQ)", "Δ assigned KL", "p (KL)", "verdict", "s/run"]
@@ -230,7 +221,7 @@ def confirmation_markdown(points, family_size: int | None = None) -> str:
         for _, _, p, c, v in mine:
             secs = _seconds(p)
             body.append([p.estimator, format_number(p.value), cell(p, "modes"), cell(p, "hq_fraction", True),
-                         cell(p, "assigned_kl"), format_p(gof(p)), effect(c["modes"]), f"{c['modes'].p:.3g}",
+                         cell(p, "assigned_kl"), format_p(pooled_p(p, "assigned_kl")), effect(c["modes"]), f"{c['modes'].p:.3g}",
                          f"{c['modes'].p_adjusted:.3g}", c["modes"].k_of_n(), effect(c["hq_fraction"], pct=True),
                          f"{c['hq_fraction'].p_adjusted:.3g}", effect(c["assigned_kl"]), f"{c['assigned_kl'].p:.3g}",
                          f"**{v}**", format_number(float(np.mean(secs))) if secs else "—"])

@@ -43,7 +43,7 @@ def gof_metrics(report: Report) -> list[str]:
             and any(not math.isnan(pooled_p(g, m)) for g in report.groups)]
 
 
-def pooled_p(group: Group, metric: str) -> float:
+def pooled_p(group: Group, metric: str) -> float:  # any object with .runs (a leaderboard point too)
     """Exact-sampling G-test p of ``metric`` pooled over the group's runs (nan where n or K is unknown)."""
     prefix, _, name = metric.rpartition("/")
     prefix = prefix + "/" if prefix else ""
