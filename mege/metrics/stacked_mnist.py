@@ -12,6 +12,20 @@ histogram of N samples over K = 10^n_stack cells:
   distribution (for :class:`~mege.data.stacked_mnist.StackedMNIST`, the product of the pool's
   digit frequencies); +inf when p̂ puts mass where p_data has none.
 
+The ``mege`` protocol also gives the toy protocol's quality endpoint and assigned KL
+(:mod:`mege.metrics.toy`), so the study's selection rule, ``mege report --confirm`` (coverage =
+``modes``, quality = ``hq_fraction``) and the G-test column read Stacked MNIST runs as toy runs:
+
+* with ``conf_i = min_j max_c softmax(f(x_ij))_c`` (the smallest, over the stack's channels j, of
+  the classifier's top-class probability), sample i is high quality (HQ) when
+  ``conf_i ≥ HQ_CONFIDENCE`` (0.9): every digit is read with confidence;
+  ``hq_fraction`` = #HQ / N;
+* ``assigned_kl`` = KL(p̂ ‖ p_data) over ALL N samples, each assigned to its classified label (the
+  toy's "every sample to its nearest mode"): the same number as ``reverse_kl_data`` (KL to uniform,
+  ``reverse_kl``, when the data gives no label distribution; the card says which);
+* ``assigned_kl_floor`` = E KL(q ‖ p_data) of a perfect sampler's histogram q of N draws from
+  p_data (:func:`mege.metrics.toy.perfect_sampling_floor`).
+
 Exact samples from the uniform distribution still give KL > 0: :func:`mege.metrics.toy.perfect_sampling_floor`
 (0.0194 for K = 1 000, N = 26 000).
 """
@@ -38,6 +52,8 @@ from mege.metrics.toy import perfect_sampling_floor
 from mege.utils import eval_mode
 
 SAMPLES_PER_MODE = 26  # 26 000 samples for 1 000 modes, 260 000 for 10 000
+HQ_CONFIDENCE = 0.9
+"""A stack is high quality when every channel's top-class softmax probability is ≥ this."""
 
 
 def count_modes(labels: Tensor, n_modes: int, data_distribution: Tensor | np.ndarray | None = None) -> dict:
@@ -66,17 +82,26 @@ def count_modes(labels: Tensor, n_modes: int, data_distribution: Tensor | np.nda
     return out
 
 
-def _classify_chunk(classifier: nn.Module, chunk: Tensor, one_thread: bool = False) -> Tensor:
+def _classify_chunk(classifier: nn.Module, chunk: Tensor, one_thread: bool = False,
+                    confidence: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     if one_thread:  # a worker thread: one intra-op thread each (the setting is per thread)
         torch.set_num_threads(1)
     with torch.inference_mode():  # grad mode is per thread too
         digits = rearrange(chunk, "b c h w -> (b c) 1 h w").contiguous(memory_format=torch.channels_last)
-        pred = classifier(digits).argmax(dim=1)
-        return encode_labels(rearrange(pred, "(b c) -> b c", c=chunk.shape[1]))
+        logits = classifier(digits)
+        labels = encode_labels(rearrange(logits.argmax(dim=1), "(b c) -> b c", c=chunk.shape[1]))
+        if not confidence:
+            return labels
+        top = rearrange(logits.float().softmax(dim=1).amax(dim=1), "(b c) -> b c", c=chunk.shape[1])
+        return labels, top.amin(dim=1)
 
 
-def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 128, workers: int | None = None) -> Tensor:
-    """Labels (n,) of stacked samples (n, n_stack, 28, 28), each channel classified on its own.
+def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 128, workers: int | None = None,
+                    confidence: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Labels (n,) of stacked samples (n, n_stack, 28, 28), each channel classified on its own;
+    with ``confidence=True``, ``(labels, confidence)``: confidence (n,) the smallest over the
+    stack's channels of the top-class softmax probability (a stack is HQ when it is ≥ HQ_CONFIDENCE;
+    the classifier's outputs are logits or log-probabilities, whose softmax is the class probabilities).
 
     Runs the classifier in eval mode (its previous mode is restored on return) under
     ``torch.inference_mode``, on the device of ``x``. On CPU the batches are spread over
@@ -91,20 +116,50 @@ def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 128, wor
     with eval_mode(classifier):
         classifier.to(x.device)
         if x.device.type != "cpu" or workers <= 1 or len(chunks) == 1:
-            labels = [_classify_chunk(classifier, chunk) for chunk in chunks]
+            parts = [_classify_chunk(classifier, chunk, confidence=confidence) for chunk in chunks]
         else:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
                 with ThreadPoolExecutor(workers) as pool:
-                    labels = list(pool.map(functools.partial(_classify_chunk, classifier, one_thread=True), chunks))
+                    parts = list(pool.map(functools.partial(_classify_chunk, classifier, one_thread=True,
+                                                            confidence=confidence), chunks))
             finally:
                 torch.set_num_threads(threads)
-    return torch.cat(labels)
+    if not confidence:
+        return torch.cat(parts)
+    labels, top = zip(*parts)
+    return torch.cat(labels), torch.cat(top)
+
+
+def quality_endpoints(row: dict, confidence: Tensor, data_distribution: Tensor | np.ndarray | None) -> dict:
+    """``hq_fraction``, ``assigned_kl`` and ``assigned_kl_floor`` (module docstring) of a
+    :func:`count_modes` row and its samples' ``confidence`` (n,); p_data uniform when
+    ``data_distribution`` is None."""
+    confidence = torch.as_tensor(confidence).detach().cpu()
+    n = int(row["n_samples"])
+    check(confidence.shape == (n,), f"confidence must be one value per sample ({n}), got {tuple(confidence.shape)}")
+    weights = np.ones(row["n_modes"]) if data_distribution is None else data_distribution
+    return {
+        "hq_fraction": float((confidence >= HQ_CONFIDENCE).double().mean()),
+        "assigned_kl": row["reverse_kl"] if data_distribution is None else row["reverse_kl_data"],
+        "assigned_kl_floor": float(perfect_sampling_floor(weights, n)),
+    }
 
 
 class StackedMNISTMetrics:
-    """``metric(generate, data)``: modes and KLs of ``n_samples`` generated Stacked MNIST samples.
+    r"""``metric(generate, data)``: modes, KLs and HQ fraction of ``n_samples`` generated Stacked MNIST samples.
+
+    Keys (module docstring): ``modes``, ``n_modes``, ``n_samples``, ``reverse_kl`` (to uniform),
+    ``reverse_kl_data`` (to p_data) and, on the ``mege`` protocol, the toy's endpoints:
+
+    * ``hq_fraction`` = (1/N) Σ_i 1[min_j max_c softmax(f(x_ij))_c ≥ 0.9] (``HQ_CONFIDENCE``): the
+      share of stacks whose every channel is classified with top-class probability ≥ 0.9;
+    * ``assigned_kl`` = KL(p̂ ‖ p_data) = Σ_k p̂_k ln(p̂_k / p_data,k), p̂ the label histogram of
+      all N samples (no HQ filter), each at its classified label: the same number as
+      ``reverse_kl_data`` under the toy's name (p_data uniform, the same as ``reverse_kl``, when
+      the data gives no label distribution; the card says which);
+    * ``assigned_kl_floor`` = E KL(q ‖ p_data), q the histogram of N exact draws from p_data.
 
     classifier_path: None = the committed reference classifier (the same weights for every user;
         :mod:`mege.metrics.classifier`); or a user's own file, whose content hash is printed and
@@ -119,7 +174,9 @@ class StackedMNISTMetrics:
     reference: also count ``n_samples`` *real* stacks (``data.sample``, same seed) through the same
         pipeline, once per metric object, and add them as ``result["reference"]`` (modes and KLs):
         the reference row every Stacked MNIST table carries (``mege report`` shows it as
-        ``reference/*`` columns). Costs one extra count (a few CPU-seconds) per run.
+        ``reference/*`` columns), with ``hq_fraction`` and ``assigned_kl`` on the ``mege``
+        protocol (real data's quality beside the generator's). Costs one extra count (a few
+        CPU-seconds) per run.
 
     ``generate`` is called once with ``n_samples``: a generate that restarts its latents on each
     call (as the trainer's does) would repeat samples if called per batch.
@@ -176,10 +233,13 @@ class StackedMNISTMetrics:
         if self.protocol == "meg":
             return self._count_meg(x, n_stack)
         start = time.perf_counter()
-        labels = classify_stacks(classifier, x, self.batch_size)
+        labels, confidence = classify_stacks(classifier, x, self.batch_size, confidence=True)
         seconds = time.perf_counter() - start
         data_distribution = data.label_distribution() if hasattr(data, "label_distribution") else None
         result = count_modes(labels, n_modes, data_distribution)
+        result.update(quality_endpoints(result, confidence, data_distribution))
+        p_data = ("the data's label distribution (StackedMNIST: product of pool digit frequencies)"
+                  if data_distribution is not None else "uniform (the data gives no label distribution)")
         result["protocol"] = {
             "name": "Stacked MNIST mode count",
             "n_samples": n,
@@ -189,8 +249,14 @@ class StackedMNISTMetrics:
             "label": "sum_j digit_j * 10^(n_stack-1-j), channel 0 most significant",
             "modes": "non-empty cells of the label histogram",
             "kl": "reverse_kl = KL(p_gen || uniform); reverse_kl_data = KL(p_gen || p_data), p_data = product of pool digit frequencies",
+            "hq_confidence": HQ_CONFIDENCE,
+            "hq_fraction": "fraction of the n_samples stacks whose every channel has top-class softmax probability >= hq_confidence",
+            "assigned_kl": "KL(p_gen || p_data) over all samples, each assigned to its classified label "
+                           "(the toy's 'every sample to its nearest mode'; the same number as reverse_kl_data)",
+            "assigned_kl_p_data": p_data,
             "log_base": "e",
             "perfect_sampling_floor": perfect_sampling_floor(np.ones(n_modes), n),
+            "floors": "perfect_sampling_floor: uniform at n_samples; assigned_kl_floor: p_data at n_samples (perfect sampler)",
             "classifier_mode": "eval (forced during the count, previous mode restored)",
             "classifier_heldout_accuracy": card.get("heldout_accuracy"),
             "classifier_heldout": card.get("data"),
@@ -218,8 +284,8 @@ class StackedMNISTMetrics:
         return result
 
     def reference_row(self, data, n: int) -> dict:
-        """Modes and KLs of ``n`` real stacks (``data.sample``, seeded like the generated ones;
-        the training RNG is untouched)."""
+        """Modes and KLs (and, on the ``mege`` protocol, ``hq_fraction`` and ``assigned_kl``) of ``n``
+        real stacks (``data.sample``, seeded like the generated ones; the training RNG is untouched)."""
         classifier, _ = self.load()
         n_stack = int(getattr(data, "n_stack", data.shape[0]))
         with torch.random.fork_rng(devices=[]):
@@ -230,7 +296,8 @@ class StackedMNISTMetrics:
             from mege.metrics.meg_classifier import classify_stacks_meg
             row = count_modes(classify_stacks_meg(classifier, x, dropout=True, seed=self.seed), N_CLASSES**n_stack)
             return {k: row[k] for k in ("modes", "reverse_kl")}
-        labels = classify_stacks(classifier, x, self.batch_size)
+        labels, confidence = classify_stacks(classifier, x, self.batch_size, confidence=True)
         dist = data.label_distribution() if hasattr(data, "label_distribution") else None
         row = count_modes(labels, N_CLASSES**n_stack, dist)
-        return {k: row[k] for k in ("modes", "reverse_kl", "reverse_kl_data") if k in row}
+        row.update(quality_endpoints(row, confidence, dist))
+        return {k: row[k] for k in ("modes", "reverse_kl", "reverse_kl_data", "hq_fraction", "assigned_kl") if k in row}

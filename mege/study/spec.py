@@ -17,8 +17,11 @@ RUNS = "runs"
 """The stage name of a one-stage study (its runs go to ``<out>/runs/``)."""
 KEYS = ("name", "out", "base", "rows", "seeds", "lambda_h", "selection", "confirmation", "report")
 ROW_KEYS = ("overrides", "lambda_h")
-RULE_KEYS = ("min_hq", "metric", "samples")
+RULE_KEYS = ("min_hq", "metric", "samples", "min_hq_from")
 RULE_DEFAULTS = {"min_hq": 0.80, "metric": "assigned_kl", "samples": "raw"}
+RELATIVE_KEYS = ("row", "points")
+"""``selection.rule.min_hq_from: {row: none, points: 0.05}``: the HQ threshold is that row's mean HQ minus
+``points`` (:mod:`mege.study.select`), in place of ``min_hq``."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -145,15 +148,39 @@ def load_spec(path: str | Path, out: str | Path | None = None) -> Spec:
                           f"confirmation must judge on seeds the selection never saw.")
         rule = selection.get("rule") or {}
         check(isinstance(rule, dict) and not set(rule) - set(RULE_KEYS),
-              f"{_where(path)}: selection.rule takes {', '.join(RULE_KEYS)} (e.g. {{min_hq: 0.8, metric: assigned_kl}}).")
+              f"{_where(path)}: selection.rule takes {', '.join(RULE_KEYS)} (e.g. {{min_hq: 0.8, metric: assigned_kl}}, "
+              f"or min_hq_from: {{row: none, points: 0.05}} for row none's mean HQ minus 5 points).")
         spec.rule = {**RULE_DEFAULTS, **rule}
         check(spec.rule["samples"] in ("raw", "ema"), f"{_where(path)}: selection.rule.samples must be raw or ema.")
         check(isinstance(spec.rule["min_hq"], (int, float)) and 0 <= spec.rule["min_hq"] <= 1,
               f"{_where(path)}: selection.rule.min_hq must be a fraction in [0, 1], e.g. 0.8.")
+        if "min_hq_from" in rule:
+            _relative_rule(rule, rows, path)
+            del spec.rule["min_hq"]  # the threshold comes from the reference row; selection.json records it per row
         check(all(r.lambda_h is not None for r in rows.values()),
               f"{_where(path)}: a two-stage study chooses λ_H per row; give lambda_h: {FACTS} (or a list) for every row.")
     spec.reports = _reports(raw.get("report"), spec, path)
     return spec
+
+
+def _relative_rule(rule: dict, rows: dict[str, Row], path: Path) -> None:
+    """Check ``selection.rule.min_hq_from: {row: <a row>, points: <fraction>}`` (and no ``min_hq`` beside it)."""
+    value = rule["min_hq_from"]
+    usage = "selection.rule.min_hq_from takes {row: <row name>, points: <fraction>}, e.g. {row: none, points: 0.05} " \
+            "(the HQ threshold = row none's mean selection HQ minus 5 points)"
+    check(isinstance(value, dict) and set(value) == set(RELATIVE_KEYS), f"{_where(path)}: {usage}.")
+    check("min_hq" not in rule, f"{_where(path)}: selection.rule gives both min_hq and min_hq_from; keep one "
+                                f"(min_hq_from replaces the fixed threshold).")
+    check(str(value["row"]) in rows, f"{_where(path)}: selection.rule.min_hq_from names row {value['row']!r}, which is "
+                                     f"not in rows ({', '.join(rows)}); name one of them.")
+    points = value["points"]
+    check(isinstance(points, (int, float)) and not isinstance(points, bool) and 0 <= points <= 1,
+          f"{_where(path)}: selection.rule.min_hq_from.points must be a fraction in [0, 1] (0.05 = 5 points).")
+    grid = rows[str(value["row"])].lambda_h
+    check(not isinstance(grid, tuple) or len(grid) == 1,
+          f"{_where(path)}: selection.rule.min_hq_from's row {value['row']} has {len(grid or ())} λ_H values; give it "
+          f"one (e.g. lambda_h: [0]) so its HQ is one number.")
+    value["row"] = str(value["row"])
 
 
 def _reports(value: Any, spec: Spec, path: Path) -> tuple[Report, ...]:

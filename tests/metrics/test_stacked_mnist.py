@@ -13,7 +13,7 @@ from mege.data import mnist
 from mege.data.stacked_mnist import StackedMNIST, decode_labels, encode_labels
 from mege.errors import MegeError
 from mege.metrics import toy
-from mege.metrics.stacked_mnist import StackedMNISTMetrics, classify_stacks, count_modes
+from mege.metrics.stacked_mnist import HQ_CONFIDENCE, StackedMNISTMetrics, classify_stacks, count_modes
 
 SHARED = mnist.REPO_ROOT.parent / "shared" / "data" / "mnist"
 COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # published test-split digit counts
@@ -277,8 +277,91 @@ def test_reference_row_counts_real_stacks_once_and_leaves_training_rng(tiny_root
     out = metric(make_generate(torch.zeros(500, 3, dtype=torch.long)), data)
     assert torch.equal(torch.rand(1), before)  # the training RNG did not move
     assert out["modes"] == 1
-    assert out["reference"] == {k: truth[k] for k in ("modes", "reverse_kl", "reverse_kl_data")}
+    assert {k: out["reference"][k] for k in ("modes", "reverse_kl", "reverse_kl_data")} == {
+        k: truth[k] for k in ("modes", "reverse_kl", "reverse_kl_data")}
+    # the stub reads every digit with top-class probability ≈ 0.57 (logits 100, 99, 99, 96, …): nothing is HQ
+    assert out["reference"]["hq_fraction"] == 0.0 and out["reference"]["assigned_kl"] == truth["reverse_kl_data"]
     calls = len(clf.modes_seen)
     metric(make_generate(torch.zeros(500, 3, dtype=torch.long)), data)
     assert len(clf.modes_seen) - calls == calls // 2  # the second call counts only the generated samples
     assert "reference" not in StackedMNISTMetrics(classifier=clf, n_samples=500)(make_generate(torch.zeros(500, 3, dtype=torch.long)), data)
+
+
+# ---------------------------------------------------------------- HQ fraction and assigned KL
+class ConfidenceClassifier(nn.Module):
+    """Reads the digit off pixel (0, 0) (digit_value) and the top-class probability p off pixel
+    (27, 27) (value 2p − 1): logits ln p for the digit and ln((1 − p)/9) for the other nine, so
+    softmax gives the digit exactly probability p."""
+
+    def forward(self, x):
+        digit = torch.round((x[:, 0, 0, 0] + 1) * 4.5).long()
+        p = ((x[:, 0, 27, 27] + 1) / 2).double()
+        logits = torch.log((1 - p) / 9)[:, None].repeat(1, 10)
+        logits[torch.arange(len(x)), digit] = torch.log(p)
+        return logits.float()
+
+
+def confident_stacks(digits, probs):
+    """(n, n_stack, 28, 28) stacks: channel j of stack i shows digits[i][j] read with probability probs[i][j]."""
+    digits, probs = torch.as_tensor(digits), torch.as_tensor(probs, dtype=torch.float32)
+    x = digit_value(digits)[:, :, None, None].expand(-1, -1, 28, 28).clone()
+    x[:, :, 27, 27] = 2 * probs - 1
+    return x
+
+
+def test_classify_stacks_confidence_is_the_least_confident_channel():
+    x = confident_stacks([[1, 2, 3], [4, 5, 6]], [[0.95, 0.5, 0.99], [0.97, 0.93, 0.91]])
+    labels, confidence = classify_stacks(ConfidenceClassifier(), x, batch_size=1, workers=2, confidence=True)
+    assert labels.tolist() == [123, 456] and torch.equal(classify_stacks(ConfidenceClassifier(), x), labels)
+    assert torch.allclose(confidence, torch.tensor([0.5, 0.91]), atol=1e-5)
+
+
+def test_hq_fraction_assigned_kl_and_floor_by_hand(tiny_root):
+    class Controlled(SkewedStackedMNIST):  # p_data(label) = (1 + label) / 500 500; "real" stacks 456, 456, 000, 000
+        def sample(self, n):
+            return confident_stacks([[4, 5, 6], [4, 5, 6], [0, 0, 0], [0, 0, 0]] * (n // 4),
+                                    [[0.99] * 3, [0.95, 0.5, 0.95], [0.91] * 3, [1.0] * 3] * (n // 4))
+
+    data = Controlled(n_stack=3, root=tiny_root)
+    # 8 stacks: 5 × 123 and 3 × 700; stacks 0, 3 and 6 have one channel at 0.85 (< 0.9), the rest are HQ
+    digits = [[1, 2, 3]] * 5 + [[7, 0, 0]] * 3
+    probs = [[0.99, 0.95, 0.99] for _ in range(8)]
+    for i, channel in ((0, 0), (3, 2), (6, 1)):
+        probs[i][channel] = 0.85
+    probs[1] = [0.91, 0.92, 0.93]  # just above on every channel: HQ
+    x = confident_stacks(digits, probs)
+    metric = StackedMNISTMetrics(classifier=ConfidenceClassifier(), n_samples=8, reference=True)
+    out = metric(lambda n: x, data)
+    assert HQ_CONFIDENCE == 0.9
+    assert out["hq_fraction"] == 5 / 8
+    expected = 5 / 8 * math.log(5 / 8 / (124 / 500500)) + 3 / 8 * math.log(3 / 8 / (701 / 500500))
+    assert math.isclose(out["assigned_kl"], expected, rel_tol=1e-9) and out["assigned_kl"] == out["reverse_kl_data"]
+    assert out["assigned_kl_floor"] == toy.perfect_sampling_floor(data.label_distribution(), 8)
+    assert out["assigned_kl_floor"] != toy.perfect_sampling_floor(torch.ones(1000), 8)  # p_data's floor, not uniform's
+    assert "n_hq" not in out  # report.write.pooled_p would read it as reverse_kl's sample count
+    card = out["protocol"]
+    assert card["hq_confidence"] == 0.9 and "hq_confidence" in card["hq_fraction"]
+    assert "same number as reverse_kl_data" in card["assigned_kl"] and "pool digit" in card["assigned_kl_p_data"]
+    # the reference row: the "real" stacks (data.sample) through the same classifier and endpoints
+    ref = out["reference"]
+    assert ref["hq_fraction"] == 3 / 4 and ref["modes"] == 2
+    assert math.isclose(ref["assigned_kl"], 0.5 * math.log(0.5 / (457 / 500500)) + 0.5 * math.log(0.5 / (1 / 500500)),
+                        rel_tol=1e-9)
+
+
+def test_assigned_kl_falls_back_to_uniform_without_a_data_distribution():
+    class Plain:  # a data object with no label distribution
+        n_stack, shape = 3, (3, 28, 28)
+    x = confident_stacks([[1, 2, 3], [1, 2, 3], [4, 5, 6], [7, 8, 9]], [[0.95] * 3] * 4)
+    out = StackedMNISTMetrics(classifier=ConfidenceClassifier(), n_samples=4)(lambda n: x, Plain())
+    assert out["hq_fraction"] == 1.0 and "reverse_kl_data" not in out
+    assert math.isclose(out["assigned_kl"], 0.5 * math.log(500) + 2 * 0.25 * math.log(250)) and out["assigned_kl"] == out["reverse_kl"]
+    assert out["assigned_kl_floor"] == toy.perfect_sampling_floor(np.ones(1000), 4)
+    assert out["protocol"]["assigned_kl_p_data"].startswith("uniform")
+
+
+def test_meg_protocol_keeps_its_keys(tiny_root):
+    from mege.metrics.meg_classifier import MEGDigitNet
+    out = StackedMNISTMetrics(classifier=MEGDigitNet(), card={}, n_samples=20, protocol="meg")(
+        make_generate(torch.zeros(20, 3, dtype=torch.long)), StackedMNIST(n_stack=3, root=tiny_root))
+    assert not {"hq_fraction", "assigned_kl", "assigned_kl_floor"} & set(out)
