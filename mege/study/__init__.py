@@ -11,7 +11,8 @@ A spec is one yaml file::
       kde_score: [entropy=kde_score]
     selection:                       # two stages: choose each row's λ_H on these seeds ...
       seeds: [0, 1, 2]
-      rule: {min_hq: 0.80, metric: assigned_kl, samples: raw}
+      rule: {min_hq: 0.80, metric: assigned_kl, samples: raw}   # or min_hq_from: {row: none, points: 0.05}:
+                                     # the threshold is none's mean selection HQ minus 5 points
     confirmation:                    # ... and judge it on disjoint seeds
       seeds: [10, 11, 12, 13, 14]
     report:                          # mege report calls into <out>/report/<name>/ (default: one per stage)

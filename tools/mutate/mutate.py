@@ -161,8 +161,8 @@ MUTATIONS: list[Mutation] = [
              ("tests/metrics/test_toy.py",),
              "the toy reverse KL is computed as the forward KL"),
     Mutation("stacked_channel_order", "metric", "mege/metrics/stacked_mnist.py",
-             "start = time.perf_counter()\n        labels = classify_stacks(classifier, x, self.batch_size)",
-             "start = time.perf_counter()\n        labels = classify_stacks(classifier, x.flip(1), self.batch_size)",
+             "start = time.perf_counter()\n        labels, confidence = classify_stacks(classifier, x, self.batch_size, confidence=True)",
+             "start = time.perf_counter()\n        labels, confidence = classify_stacks(classifier, x.flip(1), self.batch_size, confidence=True)",
              ("tests/metrics/test_stacked_mnist.py",),
              "Stacked MNIST reads the generated channels in reverse order"),
     # ------------------------------------------------------------------ MCMC
