@@ -16,6 +16,8 @@ atomically (temp file + rename); ``metrics.jsonl`` is appended and read skipping
 A run folder is continued only under the config it was written with: :meth:`RunDir.check_resume`
 compares the resolved config against ``config.yaml`` and refuses (one line naming the fix) when
 anything but :data:`MAY_CHANGE` (and the keys under :data:`MAY_CHANGE_UNDER`) differs, or when ``train.steps`` shrinks below the checkpoint's step.
+A completed folder holding only its small files (no checkpoint, e.g. committed run files copied back into
+a study's output) is kept as it is under the same config (:meth:`RunDir.kept_summary`), never retrained over.
 """
 
 from __future__ import annotations
@@ -225,6 +227,27 @@ class RunDir:
             return int(torch.load(self.checkpoint, map_location="cpu", weights_only=True)["step"])
         except Exception:  # noqa: BLE001 — a missing or bad checkpoint is reported when it is loaded
             return None
+
+    def kept_summary(self, config_text: str, steps: int) -> dict | None:
+        """The summary of a *completed* run folder that holds its small files but no checkpoint (e.g. run
+        files copied from a committed study), when ``mege train`` into it has nothing to do: same config
+        (:func:`config_changes`) and already at ``steps``. None when the folder is not such a run; a refusal
+        when it is one of another config or a shorter run (no checkpoint to continue from)."""
+        if self.checkpoint.is_file() or not self.config.is_file() or self.status() != "completed":
+            return None
+        summary = self.read_json(self.SUMMARY) or {}
+        try:
+            old = yaml.safe_load(self.config.read_text())
+        except yaml.YAMLError:
+            return None
+        changes = config_changes(old or {}, yaml.safe_load(config_text) or {})
+        check(not changes, f"{self.path} holds a completed run (no checkpoint) written under a different config "
+                           f"({'; '.join(changes[:3])}{'; …' if len(changes) > 3 else ''}); write to a new folder "
+                           f"(hydra.run.dir=… or a new --out), or delete it to train it again.")
+        check(summary.get("step") == steps, f"{self.path} holds a run completed at step {summary.get('step')} without its "
+                                            f"checkpoint, so it cannot continue to train.steps={steps}; write to a new "
+                                            f"folder (hydra.run.dir=…), or delete it to train it again.")
+        return summary
 
     def check_resume(self, config_text: str, resume: bool | str) -> None:
         """Refuse to continue this folder's checkpoint under a different config (see the module docstring)."""

@@ -107,3 +107,24 @@ def test_killed_sweep_reruns_to_the_same_metrics_and_a_changed_config_is_refused
                       f"write to a new folder (hydra.run.dir=… or a new hydra.sweep.dir), or continue it anyway "
                       f"with train.resume=force."]
     assert RunDir(sweep / "0").status() == "completed" and rows(sweep / "1") == rows(ref)
+
+
+def test_a_completed_run_without_its_checkpoint_is_kept_not_retrained(make_cfg, tmp_path):
+    # committed run files hold summary.json, config.yaml and metrics.jsonl but no checkpoint: a study continued
+    # from them must keep them (retraining would overwrite them, with another platform's numbers elsewhere)
+    first = trainer_from_config(make_cfg("train.steps=20"), tmp_path).fit()
+    RunDir(tmp_path).checkpoint.unlink()
+    before = {name: (tmp_path / name).read_bytes() for name in ("summary.json", "metrics.jsonl")}
+    kept = trainer_from_config(make_cfg("train.steps=20"), tmp_path).fit()
+    assert json.dumps(kept, sort_keys=True, default=str) == json.dumps(first, sort_keys=True, default=str)  # NaN-safe
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert not RunDir(tmp_path).checkpoint.exists()  # nothing was trained
+    with pytest.raises(MegeError, match=r"holds a completed run \(no checkpoint\) written under a different config "
+                                        r"\(optim\.critic\.lr: "):
+        trainer_from_config(make_cfg("train.steps=20", "optim.critic.lr=0.01"), tmp_path).fit()
+    with pytest.raises(MegeError, match=r"completed at step 20 without its checkpoint, so it cannot continue to "
+                                        r"train\.steps=40"):
+        trainer_from_config(make_cfg("train.steps=40"), tmp_path).fit()
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before  # refusals leave it as it was
+    again = trainer_from_config(make_cfg("train.steps=20", "train.resume=force"), tmp_path).fit()
+    assert again["step"] == 20 and RunDir(tmp_path).checkpoint.exists()  # force trains it again

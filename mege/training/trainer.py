@@ -46,7 +46,7 @@ import mege
 from mege.ema import averaged
 from mege.errors import MegeError
 from mege.objectives import critic_objective, generator_objective
-from mege.run_dir import RunDir
+from mege.run_dir import FORCE, RunDir
 from mege.training.build import Components, first_line
 from mege.training.guards import Interrupted, NonFiniteWatch, StopSignals, check_finite_parameters
 from mege.training.settings import Settings
@@ -228,6 +228,10 @@ class Trainer:
         s = self.settings
         if s.resume:
             self.run_dir.check_resume(s.config_text, s.resume)  # refuses a checkpoint of another config
+            kept = None if s.resume == FORCE else self.run_dir.kept_summary(s.config_text, s.steps)
+            if kept is not None:  # its small files only (e.g. committed run files): keep them, train nothing
+                print(f"{self.out_dir}: completed run kept (no checkpoint, same config, step {kept.get('step')})")
+                return kept
         self.run_dir.write_text(RunDir.CONFIG, s.config_text)
         last = self._restore()
         self.logger.start(self.out_dir, self.step, s.config_text)
