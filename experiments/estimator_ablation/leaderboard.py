@@ -46,11 +46,10 @@ def regime_table(regime: str) -> tuple[list[str], list[dict]]:
     files = HERE / "run_files" / regime
     spec = load_spec(HERE / f"{regime}.yaml")
     selection = json.loads((files / "selection.json").read_text())["rows"]
-    all_points = collect_points(build_report(files / "confirmation").runs, "lambda_h")
+    points = collect_points(build_report(files / "confirmation").runs, "lambda_h")
     n_seeds = len(spec.confirmation_seeds)
-    points = [p for p in all_points if len(p.runs) == n_seeds]  # a row still running is not judged
-    partial = {p.estimator: len(p.runs) for p in all_points if len(p.runs) < n_seeds}
-    rows = confirmation_rows(points, FAMILY)
+    rows = confirmation_rows(points, FAMILY)  # a row still running is listed below, not judged
+    partial = {p.estimator: len(p.runs) for p in points if not p.is_none and len(p.runs) < n_seeds}
     none = rows[0][1] if rows else next(p for p in points if p.is_none)
     floor = Stat.of(list(seed_values(none, "assigned_kl_floor").values())).mean
     secs = lambda p: f"{np.mean(_seconds(p)):.0f}" if _seconds(p) else "—"

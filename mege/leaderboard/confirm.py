@@ -147,11 +147,18 @@ def _seconds(point) -> list[float]:
     return out
 
 
+def incomplete(point, none) -> bool:
+    """A point still running: it lacks some of ``none``'s seeds (it is listed, not judged)."""
+    return bool(set(none.by_seed) - set(point.by_seed))
+
+
 def confirmation_rows(points, family_size: int | None = None, alpha: float = ALPHA, hq_margin: float = HQ_MARGIN):
     """Per context: each estimator point against ``none`` on both endpoints, Holm-adjusted over the family.
 
     ``family_size`` fixes the Holm family at the pre-registered number of tests (estimators × 2): tests
-    not run yet count as p = 1, so a partial study is corrected as strictly as the whole one.
+    not run yet count as p = 1, so a partial study is corrected as strictly as the whole one. A point
+    missing some of ``none``'s seeds (:func:`incomplete`, a row still running) is not judged and not in
+    the family: it counts as not run yet.
     """
     from mege.leaderboard.points import seed_values
     rows = []
@@ -162,7 +169,7 @@ def confirmation_rows(points, family_size: int | None = None, alpha: float = ALP
             continue
         comparisons = []  # (point, {endpoint: Comparison})
         for p in here:
-            if p.is_none:
+            if p.is_none or incomplete(p, none):
                 continue
             c = {m: compare(seed_values(p, m), seed_values(none, m), m, up) for m, up in ENDPOINTS}
             c["assigned_kl"] = compare(seed_values(p, "assigned_kl"), seed_values(none, "assigned_kl"),
@@ -226,6 +233,10 @@ def confirmation_markdown(points, family_size: int | None = None) -> str:
                          f"{c['hq_fraction'].p_adjusted:.3g}", effect(c["assigned_kl"]), f"{c['assigned_kl'].p:.3g}",
                          f"**{v}**", format_number(float(np.mean(secs))) if secs else "—"])
         lines += markdown_table(header, body) + [""]
+        waiting = [p for p in points if p.context == context and not p.is_none and incomplete(p, none)]
+        lines += [f"Not judged yet (confirmation incomplete): " + ", ".join(
+            f"{p.estimator} at λ_H {format_number(p.value)} ({len(p.by_seed)} of {len(none.by_seed)} seeds)" for p in waiting)
+            + ".", ""] if waiting else []
     return "\n".join(lines)
 
 

@@ -91,3 +91,28 @@ def test_confirmation_table_on_the_committed_issue13_runs(tmp_path):
     assert cells[6].startswith("+1.8 [") and cells[7] == "0.25" and cells[8] == "1"
     assert cells[9] == "3 of 5 better, 2 tied" and cells[14] == "**no effect**"
     assert "family fixed at 36 tests" in text
+
+
+def test_a_row_missing_seeds_is_listed_not_judged(tmp_path):
+    """A confirmation row still running (here kde_score with 2 of none's 5 seeds) is not judged and not in the
+    Holm family: the other rows' adjusted p are those of the table without it."""
+    import shutil
+    from pathlib import Path
+
+    from mege.cli import main
+
+    runs = Path(__file__).resolve().parents[2] / "experiments" / "ablation" / "run_files" / "ring8_collapse" / "leaderboard"
+    copy = tmp_path / "runs"
+    shutil.copytree(runs, copy)
+    full, partial = tmp_path / "full", tmp_path / "partial"
+    assert main(["report", str(copy), "--confirm", "--family", "36", "--out", str(full)]) == 0
+    kde_score_runs = sorted(p.parent for p in copy.rglob("summary.json") if "kde_score" in str(p))
+    assert len(kde_score_runs) == 5
+    for run in kde_score_runs[2:]:
+        shutil.rmtree(run)
+    assert main(["report", str(copy), "--confirm", "--family", "36", "--out", str(partial)]) == 0
+    text = (partial / "confirmation.md").read_text()
+    assert not any(line.startswith("| kde_score ") for line in text.splitlines())
+    assert "Not judged yet (confirmation incomplete): kde_score at λ_H 0.3 (2 of 5 seeds)." in text
+    others = lambda t: [line for line in t.splitlines() if line.startswith("| ") and "kde_score" not in line]
+    assert others(text) == others((full / "confirmation.md").read_text())  # p = 1 either way at n = 5
