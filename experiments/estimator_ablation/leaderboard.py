@@ -74,6 +74,8 @@ def regime_table(regime: str) -> tuple[list[str], list[dict]]:
         elif entry and entry.get("lambda_h") is None and entry.get("completed") == entry.get("runs"):
             state = f"no qualifying λ_H: {entry['reason']}"
             records.append({"estimator": name, "verdict": "no qualifying λ_H", "share": 0.0})
+        elif entry and entry.get("lambda_h") is not None:
+            state = f"λ_H {entry['lambda_h']:g} selected; confirmation not run yet"
         elif entry and entry.get("completed"):
             state = f"selection incomplete ({entry['completed']} of {entry['runs']} runs)"
         else:
