@@ -86,6 +86,11 @@ def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _listed(changes: list[str]) -> str:
+    """The first three config changes of a refusal, '; '-joined."""
+    return '; '.join(changes[:3]) + ('; …' if len(changes) > 3 else '')
+
+
 def config_changes(old: dict, new: dict) -> list[str]:
     """``key: old → new`` for each leaf that differs, but :data:`MAY_CHANGE` and the values that
     follow ``train.steps`` (e.g. a schedule's ``T_max: ${train.steps}``) while it grows."""
@@ -242,7 +247,7 @@ class RunDir:
             return None
         changes = config_changes(old or {}, yaml.safe_load(config_text) or {})
         check(not changes, f"{self.path} holds a completed run (no checkpoint) written under a different config "
-                           f"({'; '.join(changes[:3])}{'; …' if len(changes) > 3 else ''}); write to a new folder "
+                           f"({_listed(changes)}); write to a new folder "
                            f"(hydra.run.dir=… or a new --out), or delete it to train it again.")
         check(summary.get("step") == steps, f"{self.path} holds a run completed at step {summary.get('step')} without its "
                                             f"checkpoint, so it cannot continue to train.steps={steps}; write to a new "
@@ -264,5 +269,5 @@ class RunDir:
         if step is not None and isinstance(steps, int) and steps < step:
             changes.insert(0, f"train.steps: {steps} is below the checkpoint's step {step}")
         check(not changes, f"{self.path} holds a checkpoint written under a different config "
-                           f"({'; '.join(changes[:3])}{'; …' if len(changes) > 3 else ''}); write to a new folder "
+                           f"({_listed(changes)}); write to a new folder "
                            f"(hydra.run.dir=… or a new hydra.sweep.dir), or continue it anyway with train.resume={FORCE}.")
