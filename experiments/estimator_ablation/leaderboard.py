@@ -60,7 +60,8 @@ def regime_table(regime: str) -> tuple[list[str], list[dict]]:
     records = []
     ordered = sorted(rows, key=lambda r: (-RANK[r[4]], -r[3]["modes"].mean))
     for _, _, p, c, v in ordered:
-        body.append([p.estimator, f"{p.value:g}", _mean_se(p, "modes"), _mean_se(p, "hq_fraction", True),
+        name = p.estimator + "".join(f" ({k}={v})" for k, v in p.setup)  # e.g. the posterior scores' noisy generator
+        body.append([name, f"{p.value:g}", _mean_se(p, "modes"), _mean_se(p, "hq_fraction", True),
                      _mean_se(p, "assigned_kl"), format_p(pooled_p(p, "assigned_kl")), _effect(c["modes"]),
                      f"{c['modes'].p_adjusted:.2g}", c["modes"].k_of_n(), _effect(c["hq_fraction"], True), f"**{v}**", secs(p)])
         records.append({"estimator": p.estimator, "verdict": v, "share": c["modes"].mean / REGIMES[regime]})

@@ -37,6 +37,7 @@ class Point:
     runs: list[Run]
     by_seed: dict[str, dict[str, float]] = field(default_factory=dict)  # seed -> metric -> value (mean over duplicates)
     stats: dict[str, Stat] = field(default_factory=dict)
+    setup: tuple[tuple[str, str], ...] = ()  # overrides that come with this estimator (:func:`estimator_setup_keys`)
 
     @property
     def is_none(self) -> bool:
@@ -76,18 +77,40 @@ def param_of(run: Run, param: str) -> float:
         return math.nan
 
 
-def context_keys(runs: list[Run], param: str) -> list[str]:
-    """Swept override keys other than the estimator, the parameter, seeds and launch keys (+ a fixed ``experiment``)."""
+def _swept(runs: list[Run], param: str) -> tuple[list[str], dict[str, str]]:
     varying, fixed = swept_keys(runs)
-    keys = [k for k in varying if k not in (ESTIMATOR_KEY, param) and k not in HOW_KEYS and not _is_seed_key(k)]
-    return keys + (["experiment"] if "experiment" in fixed and "experiment" not in keys else [])  # named in titles
+    return [k for k in varying if k not in (ESTIMATOR_KEY, param) and k not in HOW_KEYS and not _is_seed_key(k)], fixed
+
+
+def estimator_setup_keys(runs: list[Run], param: str) -> list[str]:
+    """Swept keys that follow the estimator: one value per estimator, several estimators (e.g. the
+    ``generator=noisy_mlp_relu128`` a study adds to the posterior scores). They are part of the estimator's
+    row, not a context: ``posterior_is`` is compared with the ``none`` of its regime, its generator named."""
+    keys, _ = _swept(runs, param)
+    out = []
+    for k in keys:
+        values: dict[str, set] = {}
+        for run in runs:
+            values.setdefault(estimator_of(run)[0], set()).add(run.overrides.get(k, "—"))
+        if len(values) > 1 and all(len(v) == 1 for v in values.values()):
+            out.append(k)
+    return out
+
+
+def context_keys(runs: list[Run], param: str) -> list[str]:
+    """Swept override keys other than the estimator, the parameter, seeds, launch keys and the keys that
+    follow the estimator (:func:`estimator_setup_keys`), + a fixed ``experiment`` (named in titles)."""
+    keys, fixed = _swept(runs, param)
+    setup = estimator_setup_keys(runs, param)
+    keys = [k for k in keys if k not in setup]
+    return keys + (["experiment"] if "experiment" in fixed and "experiment" not in keys else [])
 
 
 def collect_points(runs: list[Run], param: str = "lambda_h") -> list[Point]:
     """Aggregated runs grouped by (context, estimator, param value); ``none`` rows keep their value
     (usually 0). Order: context, family (FAMILY_ORDER), estimator, value."""
     included = [r for r in runs if r.included]
-    keys = context_keys(included, param)
+    keys, setup_keys = context_keys(included, param), estimator_setup_keys(included, param)
     groups: dict[tuple, list[Run]] = {}
     for run in included:
         name, family = estimator_of(run)
@@ -95,7 +118,8 @@ def collect_points(runs: list[Run], param: str = "lambda_h") -> list[Point]:
         groups.setdefault((context, name, family, param_of(run, param)), []).append(run)
     points = []
     for (context, name, family, value), members in groups.items():
-        point = Point(context, name, family, value, members)
+        setup = tuple((k, members[0].overrides[k]) for k in setup_keys if k in members[0].overrides)
+        point = Point(context, name, family, value, members, setup=setup)
         seeds: dict[str, list[dict[str, float]]] = {}
         for run in members:
             seeds.setdefault(run.seed, []).append(run.metrics)

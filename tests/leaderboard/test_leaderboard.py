@@ -27,10 +27,12 @@ T975_DF4 = 2.7764451051977987
 R8 = (("experiment", "ring8_collapse"),)  # the context: the fixed experiment override
 
 
-def make_run(root, name, entropy, lam, seed, modes, hq, akl, ema_shift=0.0, experiment="ring8_collapse", status="completed"):
+def make_run(root, name, entropy, lam, seed, modes, hq, akl, ema_shift=0.0, experiment="ring8_collapse", status="completed",
+             extra=()):
     d = root / name
     (d / ".hydra").mkdir(parents=True)
-    overrides = [f"experiment={experiment}", f"entropy={entropy}", f"lambda_h={lam}", f"seed={seed}", "train.progress=false"]
+    overrides = [f"experiment={experiment}", f"entropy={entropy}", f"lambda_h={lam}", f"seed={seed}", "train.progress=false",
+                 *extra]
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     cfg = {"seed": seed, "lambda_h": lam, "entropy": {"_target_": TARGETS[entropy]}}
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -216,6 +218,29 @@ def test_contexts_split_experiments(tmp_path):
     assert (tmp_path / "o" / "frontier_ring8_collapse.png").is_file()
     assert (tmp_path / "o" / "frontier_grid25_collapse.png").is_file()
     assert len([k for k in written if k.startswith("frontier plot")]) == 2
+
+
+def test_an_override_that_follows_the_estimator_is_not_a_context(tmp_path):
+    """The generator a study adds for the posterior scores (here on knn) comes with the estimator: its runs
+    are compared with the plain `none` of the same experiment, and the table names the generator."""
+    from mege.leaderboard.confirm import confirmation_markdown, confirmation_rows
+    root = tmp_path / "noisy"
+    for s in range(5):
+        make_run(root, f"n{s}", "none", 0, s, 3, 0.95, 0.5)
+        make_run(root, f"k{s}", "knn", 0.1, s, 3 + s + 1, 0.95, 0.2, extra=["generator=noisy_mlp_relu128"])
+    points = lb.collect_points(build_report(root).runs, "lambda_h")
+    assert {p.context for p in points} == {R8}
+    knn = next(p for p in points if p.estimator == "knn")
+    assert knn.setup == (("generator", "noisy_mlp_relu128"),)
+    rows = confirmation_rows(points)
+    assert len(rows) == 1 and rows[0][3]["modes"].mean == pytest.approx(3.0)  # (1+2+3+4+5)/5 more modes
+    assert rows[0][3]["modes"].k_of_n() == "5 of 5 better"
+    assert "knn with generator=noisy_mlp_relu128" in confirmation_markdown(points)
+    # the same override on every estimator's runs at two values is a context again
+    for s in range(2):
+        make_run(root, f"m{s}", "none", 0, s, 3, 0.95, 0.5, extra=["generator=noisy_mlp_relu128"])
+    points = lb.collect_points(build_report(root).runs, "lambda_h")
+    assert {p.context for p in points} == {(("generator", "—"), *R8), (("generator", "noisy_mlp_relu128"), *R8)}
 
 
 def test_frontier_plot_one_column_per_family(frontier_dir, tmp_path):
