@@ -24,12 +24,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--launcher", default="local", choices=["local", "slurm"],
                         help="local processes, or SLURM arrays through configs/launcher/slurm.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their commands; run nothing")
+    parser.add_argument("--export", metavar="DEST", help="run nothing: copy the study folder's completed runs' small "
+                        "files, selection.json rows and times.tsv lines (of --rows) into DEST, e.g. committed run files")
     args = parser.parse_intermixed_args(argv)  # options may sit between the spec and its overrides
     bad = [o for o in args.overrides if "=" not in o]
     check(not bad, f"'{bad[0] if bad else ''}' is not a key=value override; options go before the spec's overrides.")
     check(args.jobs >= 1, f"--jobs {args.jobs}: give at least 1.")
     spec = load_spec(args.spec, args.out)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    if args.export:
+        from mege.study.export import export_run_files
+        from mege.study.run import rows_to_run
+        counts = export_run_files(spec, spec.out, args.export, rows_to_run(spec, rows))
+        print(f"{spec.out} -> {args.export}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        return 0
     if not args.dry_run:  # how the study was made, one line per call
         spec.out.mkdir(parents=True, exist_ok=True)
         with open(spec.out / "command.txt", "a") as f:

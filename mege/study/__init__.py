@@ -24,10 +24,13 @@ A one-stage study gives ``seeds: [...]`` instead of selection/confirmation. Runs
 (:mod:`.select`), each run's wall time to ``<out>/times.tsv`` (:mod:`.launch`), the tables to
 ``<out>/report/``. Rerunning the same command continues the study: completed runs are kept,
 interrupted ones continue from their checkpoints, a folder written under another config is refused
-by the run-folder check and listed with the other failures at the end.
+by the run-folder check and listed with the other failures at the end. ``--export DEST`` runs nothing
+and copies the completed runs' small files, ``selection.json`` rows and ``times.tsv`` lines into DEST
+(committed run files; a study run in parts gathered into one), from which the study continues
+(:mod:`.export`).
 
 Modules: :mod:`.spec` (reading a spec), :mod:`.plan` (the jobs), :mod:`.launch` (running them),
-:mod:`.select` (the selection rule), :mod:`.run` (the whole study).
+:mod:`.select` (the selection rule), :mod:`.run` (the whole study), :mod:`.export` (run files out).
 """
 
 from mege.study.plan import Job, expand, row_grid

@@ -15,7 +15,7 @@ from mege.study.spec import Spec
 REPORT = "report"
 
 
-def _rows(spec: Spec, rows: list[str] | None) -> list[str]:
+def rows_to_run(spec: Spec, rows: list[str] | None) -> list[str]:
     if not rows:
         return list(spec.rows)
     unknown = [r for r in rows if r not in spec.rows]
@@ -64,7 +64,7 @@ def run_study(spec: Spec, stage: str = "all", rows: list[str] | None = None, n_j
     for an incomplete selection (a row the rule gave no λ_H is listed, not an error)."""
     check(launcher in ("local", "slurm"), f"--launcher {launcher}: choose local or slurm.")
     out = spec.out.resolve()
-    names, stages = _rows(spec, rows), _stages(spec, stage)
+    names, stages = rows_to_run(spec, rows), _stages(spec, stage)
     if not dry_run:
         out.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []

@@ -205,19 +205,22 @@ def test_selection_rule_picks_the_expected_lambda_on_hand_made_summaries(tmp_pat
     assert choose_row(spec, tmp_path, "knn", jobs)["lambda_h"] == 1.0
 
 
+TWO_STAGE = """
+    name: two
+    out: {out}
+    base: [experiment=ring8]
+    lambda_h: facts
+    rows:
+      none: [entropy=none]
+      knn: {{overrides: [entropy=knn], lambda_h: [0.5]}}
+    selection: {{seeds: [0, 1], rule: {{min_hq: 0.0}}}}
+    confirmation: {{seeds: [10]}}
+"""
+
+
 def test_two_stage_study_confirms_each_row_at_its_chosen_lambda_on_disjoint_seeds(tmp_path, fake_train):
     out = tmp_path / "out"
-    spec = load_spec(write_spec(tmp_path, f"""
-        name: two
-        out: {out}
-        base: [experiment=ring8]
-        lambda_h: facts
-        rows:
-          none: [entropy=none]
-          knn: {{overrides: [entropy=knn], lambda_h: [0.5]}}
-        selection: {{seeds: [0, 1], rule: {{min_hq: 0.0}}}}
-        confirmation: {{seeds: [10]}}
-    """))
+    spec = load_spec(write_spec(tmp_path, TWO_STAGE.format(out=out)))
     assert run_study(spec, n_jobs=2) == 0
     chosen = json.loads((out / "selection.json").read_text())
     assert {k: v["lambda_h"] for k, v in chosen["rows"].items()} == {"none": 0.0, "knn": 0.5}
@@ -257,3 +260,42 @@ def test_slurm_dry_run_prints_one_array_per_row_and_lambda(tmp_path, fake_train,
     assert lines[0].endswith(f"experiment=ring8 train.steps=2 hydra.launcher.partition=cpu seed=0,1 +launcher=slurm "
                              f"hydra.sweep.dir={tmp_path / 'out' / 'runs' / 'recipe'} 'hydra.sweep.subdir=${{seed}}'")
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_export_copies_completed_runs_small_files_and_merges_selection_and_times(tmp_path, fake_train, capsys):
+    """`mege study SPEC --out OUT --export DEST`: completed runs' small files only, selection rows merged into
+    DEST's, times.tsv lines appended once; DEST given back as --out keeps every exported run (trains none)."""
+    out, dest = tmp_path / "out", tmp_path / "files"
+    path = write_spec(tmp_path, TWO_STAGE.format(out=out))
+    assert run_study(load_spec(path), n_jobs=1) == 0
+    interrupted = out / "confirmation" / "knn" / "lambda_0.5" / "11"
+    (interrupted / ".hydra").mkdir(parents=True)
+    (interrupted / "summary.json").write_text(json.dumps({"status": "running"}))
+    (interrupted / "checkpoint.pt").write_bytes(b"x")
+    dest.mkdir()
+    old = {"lambda_h": 0.1, "reason": "from an earlier part", "completed": 2, "runs": 2}
+    (dest / "selection.json").write_text(json.dumps({"rows": {"old": old}}))
+    (dest / "times.tsv").write_text(launch.TIMES_HEADER + "selection\told\t0.1\t0\tcompleted\t1.0\tT\t\n")
+
+    assert cli_main(["study", str(path), "--export", str(dest)]) == 0
+    assert "6 runs, 1 not completed, 2 selection rows, 6 timing lines" in capsys.readouterr().out
+    run = dest / "selection" / "knn" / "lambda_0.5" / "1"
+    assert sorted(p.name for p in run.rglob("*") if p.is_file()) == ["config.yaml", "overrides.yaml", "summary.json"]
+    assert not (dest / "confirmation" / "knn" / "lambda_0.5" / "11").exists()  # interrupted: not exported
+    rows = json.loads((dest / "selection.json").read_text())["rows"]
+    assert rows["old"] == old and rows["knn"]["lambda_h"] == 0.5 and rows["none"]["lambda_h"] == 0.0
+    lines = (dest / "times.tsv").read_text().splitlines()
+    assert lines[0] == launch.TIMES_HEADER.strip() and len(lines) == 1 + 1 + 6
+    assert cli_main(["study", str(path), "--export", str(dest)]) == 0  # again: nothing doubled
+    assert (dest / "times.tsv").read_text().splitlines() == lines
+
+    only = tmp_path / "only_knn"
+    assert cli_main(["study", str(path), "--rows", "knn", "--export", str(only)]) == 0
+    assert not (only / "selection" / "none").exists() and set(json.loads((only / "selection.json").read_text())["rows"]) == {"knn"}
+    assert {line.split("\t")[1] for line in (only / "times.tsv").read_text().splitlines()[1:]} == {"knn"}
+
+    capsys.readouterr()
+    assert run_study(load_spec(path, dest), n_jobs=1) == 0  # continue from the exported files: nothing retrained
+    assert "0 ran, 6 kept, 0 failed" in capsys.readouterr().out
+    assert cli_main(["study", str(path), "--out", str(tmp_path / "nowhere"), "--export", str(dest)]) == 2
+    assert "does not exist; give the --out the study ran into." in capsys.readouterr().err
