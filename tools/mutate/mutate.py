@@ -377,6 +377,16 @@ MUTATIONS: list[Mutation] = [
              "return out.returncode == 0",
              ("tests/test_committed.py",),
              "every path inside a git checkout counts as committed: rebuilds into a new folder are refused"),
+    Mutation("setup_key_becomes_context", "leaderboard", "mege/leaderboard/points.py",
+             "if len(values) > 1 and all(len(v) == 1 for v in values.values()):",
+             "if False:",
+             ("tests/leaderboard/test_leaderboard.py",),
+             "the posterior scores' noisy generator is a context again: they are never compared with none"),
+    Mutation("export_times_doubled", "study", "mege/study/export.py",
+             "and line.split(\"\\t\")[1] in rows and line not in have]",
+             "and line.split(\"\\t\")[1] in rows]",
+             ("tests/study/test_study.py",),
+             "exporting a study twice appends its timing lines twice (the committed times.tsv double-counts)"),
 ]
 
 
