@@ -53,3 +53,16 @@ def test_committed_ring_table_agrees_with_the_confirmation_runs():
     kde = next(r for r in records if r["estimator"] == "kde")
     assert kde["verdict"] == "no effect" and abs(kde["share"] - 2.0 / 8) < 1e-12  # +2.0 modes of 8
     assert "| knn | — | no qualifying λ_H" in text
+
+
+def test_stacked_rows_wait_for_every_toy_row():
+    """The Stacked MNIST rows are printed only when both regimes have a line for each of their 18 estimators."""
+    lb = _leaderboard()
+    names = [n for n in lb.load_spec(lb.HERE / "ring.yaml").rows if n != "none"]
+    assert len(names) == 18
+    full = [_rec(n, "no effect", 0.0) for n in names]
+    records = {"ring": full, "grid": [r for r in full if r["estimator"] != "flow_spline"]}
+    assert lb.missing_rows(records) == {"ring": [], "grid": ["flow_spline"]}
+    records["grid"] = full + [_rec("ssge", "blurs", 0.2)]
+    assert lb.missing_rows(records) == {"ring": [], "grid": []}
+    assert [t[4] for t in lb.ranked(records)[:2]] == ["ssge", "flow_affine"]  # a blur first; ties: cost 1, then name
