@@ -233,7 +233,7 @@ def confirmation_markdown(points, family_size: int | None = None) -> str:
                          f"{c['hq_fraction'].p_adjusted:.3g}", effect(c["assigned_kl"]), f"{c['assigned_kl'].p:.3g}",
                          f"**{v}**", format_number(float(np.mean(secs))) if secs else "—"])
         lines += markdown_table(header, body) + [""]
-        setups = sorted({(p.estimator, ", ".join(f"{k}={v}" for k, v in p.setup)) for _, _, p, _, _ in mine if p.setup})
+        setups = sorted({(p.estimator, p.setup_text()) for _, _, p, _, _ in mine if p.setup})
         lines += ["Set up with the estimator (`none` runs without it): " + "; ".join(
             f"{name} with {what}" for name, what in setups) + ".", ""] if setups else []
         waiting = [p for p in points if p.context == context and not p.is_none and incomplete(p, none)]

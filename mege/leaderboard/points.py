@@ -43,6 +43,10 @@ class Point:
     def is_none(self) -> bool:
         return self.family == NONE
 
+    def setup_text(self) -> str:
+        """The overrides that come with the estimator, ``k=v, …`` ('' when none)."""
+        return ", ".join(f"{k}={v}" for k, v in self.setup)
+
     def label(self) -> str:
         return self.estimator if self.is_none else f"{self.estimator} @ {format_number(self.value)}"
 
@@ -97,11 +101,11 @@ def estimator_setup_keys(runs: list[Run], param: str) -> list[str]:
     return out
 
 
-def context_keys(runs: list[Run], param: str) -> list[str]:
+def context_keys(runs: list[Run], param: str, setup: list[str] | None = None) -> list[str]:
     """Swept override keys other than the estimator, the parameter, seeds, launch keys and the keys that
-    follow the estimator (:func:`estimator_setup_keys`), + a fixed ``experiment`` (named in titles)."""
+    follow the estimator (``setup``, default :func:`estimator_setup_keys`), + a fixed ``experiment`` (named in titles)."""
     keys, fixed = _swept(runs, param)
-    setup = estimator_setup_keys(runs, param)
+    setup = estimator_setup_keys(runs, param) if setup is None else setup
     keys = [k for k in keys if k not in setup]
     return keys + (["experiment"] if "experiment" in fixed and "experiment" not in keys else [])
 
@@ -110,7 +114,8 @@ def collect_points(runs: list[Run], param: str = "lambda_h") -> list[Point]:
     """Aggregated runs grouped by (context, estimator, param value); ``none`` rows keep their value
     (usually 0). Order: context, family (FAMILY_ORDER), estimator, value."""
     included = [r for r in runs if r.included]
-    keys, setup_keys = context_keys(included, param), estimator_setup_keys(included, param)
+    setup_keys = estimator_setup_keys(included, param)
+    keys = context_keys(included, param, setup_keys)
     groups: dict[tuple, list[Run]] = {}
     for run in included:
         name, family = estimator_of(run)

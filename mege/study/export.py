@@ -15,24 +15,16 @@ in the next, and a study run in parts (several ``--out`` folders) is gathered in
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from mege.errors import check
-from mege.run_dir import write_json
+from mege.run_dir import RunDir, write_json
 from mege.study.launch import TIMES, TIMES_HEADER
 from mege.study.select import SELECTION, read_selection
 from mege.study.spec import Spec
 
 RUN_FILES = ("summary.json", "config.yaml", "metrics.jsonl", ".hydra/config.yaml", ".hydra/overrides.yaml")
-
-
-def _completed(summary: Path) -> bool:
-    try:
-        return json.loads(summary.read_text()).get("status") == "completed"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def export_run_files(spec: Spec, out: Path, dest: Path, rows: list[str]) -> dict[str, int]:
@@ -45,7 +37,7 @@ def export_run_files(spec: Spec, out: Path, dest: Path, rows: list[str]) -> dict
         for row in rows:
             for summary in sorted((out / stage / row).rglob("summary.json")):
                 run = summary.parent
-                if not _completed(summary):
+                if RunDir(run).status() != "completed":
                     skipped += 1
                     continue
                 target = dest / run.relative_to(out)
@@ -63,7 +55,7 @@ def export_run_files(spec: Spec, out: Path, dest: Path, rows: list[str]) -> dict
     if (out / TIMES).is_file():
         have = set((dest / TIMES).read_text().splitlines()) if (dest / TIMES).is_file() else set()
         new = [line for line in (out / TIMES).read_text().splitlines()[1:]
-               if line.split("\t")[1:2] and line.split("\t")[1] in rows and line not in have]
+               if line.partition("\t")[2].partition("\t")[0] in rows and line not in have]  # column 2: the row
         if new:
             dest.mkdir(parents=True, exist_ok=True)
             with open(dest / TIMES, "a") as f:
