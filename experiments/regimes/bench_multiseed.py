@@ -10,7 +10,9 @@ critic step (loss + zero-centred penalty, with its double backward) and generato
 ``none``) as :meth:`mege.training.trainer.Trainer.train_step`, on the project's own loss and penalty
 objects. The batch of S seeds is flattened to S·B rows, so a loss that is a mean over rows is
 ``(1/S) Σ_s L_s``; it is multiplied by S, so each seed's parameters get exactly their own gradient
-``∇ L_s`` and one Adam over the stacked tensors is S independent Adams (Adam is elementwise).
+``∇ L_s`` and one Adam over the stacked tensors is S independent Adams (Adam is elementwise). The
+stacked step leaves out the EMA update and the learning-rate scheduler that ``train_step`` includes, a
+bias in the stacked step's favour.
 
 Printed: the check (largest difference between the stacked gradients and each seed's own module's
 gradients on the same batch), then per S the wall ms per step of all S seeds, ms per seed-step, and
