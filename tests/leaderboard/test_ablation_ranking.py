@@ -66,3 +66,44 @@ def test_stacked_rows_wait_for_every_toy_row():
     records["grid"] = full + [_rec("ssge", "blurs", 0.2)]
     assert lb.missing_rows(records) == {"ring": [], "grid": []}
     assert [t[4] for t in lb.ranked(records)[:2]] == ["ssge", "flow_affine"]  # a blur first; ties: cost 1, then name
+
+
+def _stacked_files(tmp_path, none_seeds, kde_seeds):
+    """Run files shaped like run_files/stacked_mnist: `none` and kde_score on confirmation seeds, kde part-way."""
+    from test_leaderboard import make_run
+    conf = tmp_path / "confirmation"
+    for seed in none_seeds:
+        make_run(conf / "none" / "lambda_0", str(seed), "none", 0, seed, 900 + seed % 10, 0.80, 1.0, experiment="stacked_mnist_cpu")
+    for seed in none_seeds:  # +10 modes on every seed, 10 HQ points lower: a blur
+        make_run(conf / "kde_score" / "lambda_1", str(seed), "kde_score", 1, seed, 910 + seed % 10, 0.70, 0.9,
+                 experiment="stacked_mnist_cpu")
+    for seed in kde_seeds:
+        make_run(conf / "kde" / "lambda_0.1", str(seed), "kde", 0.1, seed, 905, 0.80, 1.0, experiment="stacked_mnist_cpu")
+    return tmp_path
+
+
+def test_stacked_table_judges_with_the_family_of_four_once_none_is_complete(tmp_path):
+    lb = _leaderboard()
+    files = _stacked_files(tmp_path, range(300, 308), range(300, 304))
+    lines, records = lb.regime_table(lb.STACKED, rows=["none", "kde_score", "kde"], files=files)
+    text = "\n".join(lines)
+    row = next(line for line in lines if line.startswith("| kde_score |"))
+    # 8 of 8 seeds +10 modes: exact sign-flip p = 2/256; Holm over 4 tests (kde's two count as p = 1): 4 × 2/256
+    assert "+10 [+10, +10]" in row and "| 0.031 |" in row and "8 of 8 better" in row and "**blurs**" in row
+    assert "| kde | — | confirmation incomplete (4 of 8 seeds): not judged" in text
+    assert "seeds 300–307" in text and "family of 4 tests" in text and "26 000 samples" in text
+    assert records == [{"estimator": "kde_score", "verdict": "blurs", "share": 10 / 1000}]
+
+
+def test_stacked_table_judges_nothing_while_none_is_running(tmp_path):
+    lb = _leaderboard()
+    files = _stacked_files(tmp_path, range(300, 304), [])
+    spec = lb.load_spec(lb.HERE / "stacked_mnist.yaml")
+    job = lb.expand(spec, files, "selection", ["kde"])[0]  # one finished selection run of kde, no selection.json
+    from test_leaderboard import make_run
+    make_run(job.path.parent, job.path.name, "kde", job.lambda_h, 200, 905, 0.8, 1.0, experiment="stacked_mnist_cpu")
+    lines, records = lb.regime_table(lb.STACKED, rows=["none", "kde_score", "kde"], files=files)
+    text = "\n".join(lines)
+    assert "**" not in text and records == []
+    assert "| none | — | confirmation incomplete (4 of 8 seeds): not judged" in text
+    assert "| kde | — | selection incomplete (1 of 10 runs)" in text

@@ -387,6 +387,11 @@ MUTATIONS: list[Mutation] = [
              "and line.split(\"\\t\")[1] in rows]",
              ("tests/study/test_study.py",),
              "exporting a study twice appends its timing lines twice (the committed times.tsv double-counts)"),
+    Mutation("stacked_judged_while_none_runs", "leaderboard", "experiments/estimator_ablation/leaderboard.py",
+             "ready = none is not None and len(none.runs) >= len(seeds)",
+             "ready = none is not None",
+             ("tests/leaderboard/test_ablation_ranking.py",),
+             "a Stacked MNIST row is judged on the seeds `none` has so far, before the pre-registered 8"),
 ]
 
 
