@@ -117,7 +117,8 @@ def row_state(entry: dict | None, confirmed_seeds: int | None, n_seeds: int) -> 
     if confirmed_seeds:
         return f"confirmation incomplete ({confirmed_seeds} of {n_seeds} seeds): not judged"
     if entry and entry.get("reason") == "λ_H not chosen yet" and entry["completed"] == entry["runs"]:
-        return f"selection runs complete ({entry['runs']}); λ_H not chosen yet: run the study command again"
+        return (f"selection runs complete ({entry['runs']} of {entry['runs']}); λ_H chosen when the study's selection "
+                f"stage ends (a stopped study: run its command again)")
     if entry and entry.get("lambda_h") is None and entry.get("completed") == entry.get("runs"):
         return f"no qualifying λ_H: {entry['reason']}"
     if entry and entry.get("lambda_h") is not None:
@@ -192,7 +193,9 @@ def main() -> None:
         part, _ = regime_table(STACKED, rows=["none", *first_two])
         lines += [part[0].replace(f"## {STACKED}", "## Stacked MNIST confirmation", 1),
                   "", f"`none`, E1 and E2 only (the ranking above); λ_H chosen on seeds 200–201 by `min_hq_from` "
-                  f"(`none`'s HQ − 5 points); quality read against real stacks (86.6 %, stacked_mnist/quality_reference.md).",
+                  f"(`none`'s HQ − 5 points); quality read against real stacks (86.6 %, stacked_mnist/quality_reference.md). "
+                  f"Protocol amendment 1: on this profile `none`'s HQ is under 1 %, so the rule cannot return *blurs*; "
+                  f"a *rescues* here is a coverage gain at a quality the endpoint cannot resolve, not a rescue.",
                   *part[1:]]
     dest = Path(args.dest)
     dest.mkdir(parents=True, exist_ok=True)
