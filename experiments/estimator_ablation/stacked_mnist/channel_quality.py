@@ -12,6 +12,7 @@ A diagnostic, not an endpoint of the pre-registered study. Needs the runs' check
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -52,8 +53,12 @@ def main() -> None:
         trainer = load_run(run, device="cpu")
         data = trainer.data
         x = trainer.generate_fn(trainer.generator)(a.n)  # the metric's own evaluation latents
-        body.append(row(f"{Path(run).parent.parent.name} λ_H {trainer.lambda_h():g}, seed {Path(run).name} (raw)",
-                        channel_confidence(classifier, x)))
+        conf = channel_confidence(classifier, x)
+        logged = json.loads((Path(run) / "summary.json").read_text())["metrics"].get("hq_fraction")
+        stack = (conf.amin(dim=1) >= HQ_CONFIDENCE).float().mean().item()
+        if logged is not None and abs(stack - logged) > 1e-6:  # not the run's own samples: say so, do not hide it
+            print(f"{run}: stack HQ {stack:.5f} here, {logged:.5f} in its summary.json (other samples or weights)")
+        body.append(row(f"{Path(run).parent.parent.name} λ_H {trainer.lambda_h():g}, seed {Path(run).name} (raw)", conf))
     torch.manual_seed(0)
     body.append(row("real stacks (the data)", channel_confidence(classifier, data.sample(a.n))))
     lines = ["# Stacked MNIST: per-channel quality beside stack HQ", "",
