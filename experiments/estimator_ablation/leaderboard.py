@@ -32,9 +32,9 @@ from mege.study.spec import load_spec
 from mege.tables import markdown_table
 
 HERE = Path(__file__).resolve().parent
-REGIMES = {"ring": 8, "grid": 25}  # toy regime -> number of modes K (the regimes the Stacked MNIST ranking reads)
+REGIMES = ("ring", "grid")  # the toy regimes, which the Stacked MNIST ranking reads
 STACKED = "stacked_mnist"
-SETUP = {"ring": (8, 36, "2 500"), "grid": (25, 36, "2 500"),  # K, the pre-registered Holm family, samples per evaluation
+SETUP = {"ring": (8, 36, "2 500"), "grid": (25, 36, "2 500"),  # K modes, the pre-registered Holm family, samples per evaluation
          STACKED: (1000, 4, "26 000")}
 RANK = {"rescues": 3, "blurs": 2, "no effect": 1, "hurts": 0}
 
