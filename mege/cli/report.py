@@ -18,6 +18,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--plot", help=f"comma-separated metrics to plot (default: those matching '{DEFAULT_PLOT_PATTERN}')")
     parser.add_argument("--include-incomplete", action="store_true", help="aggregate failed/incomplete runs' last evaluation in metrics.jsonl")
     parser.add_argument("--frontier", metavar="PARAM", help="also frontier.md/.png: modes, HQ, assigned KL against PARAM (e.g. lambda_h) per estimator family, and the operating points (mege/leaderboard.py)")
+    parser.add_argument("--min-hq", type=float, default=None, help="with --frontier: the rule's HQ threshold, a fraction (default 0.80); e.g. a study's min_hq_from threshold, recorded as hq_threshold in its selection.json")
     parser.add_argument("--leaderboard", action="store_true", help="also leaderboard.md: per estimator, raw and EMA, paired-by-seed 95%% intervals to none and to the best (mege/leaderboard.py)")
     parser.add_argument("--confirm", action="store_true", help="also confirmation.md: each estimator against none with exact paired tests, Holm, bootstrap intervals and a verdict (mege/leaderboard/confirm.py)")
     parser.add_argument("--family", type=int, default=None, help="with --confirm: the pre-registered number of tests in the Holm family (tests not run count as p = 1)")
@@ -33,7 +34,8 @@ def main(argv: list[str]) -> int:
         from mege import leaderboard
         out = Path(args.out) if args.out else Path(args.sweep_dir)
         if args.frontier:
-            written.update(leaderboard.write_frontier(report.runs, args.frontier, out))
+            min_hq = {} if args.min_hq is None else {"min_hq": args.min_hq}
+            written.update(leaderboard.write_frontier(report.runs, args.frontier, out, **min_hq))
         if args.leaderboard:
             written.update(leaderboard.write_leaderboard(report.runs, args.frontier or "lambda_h", out))
     if args.confirm:

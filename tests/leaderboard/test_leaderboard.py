@@ -248,3 +248,13 @@ def test_frontier_plot_one_column_per_family(frontier_dir, tmp_path):
     families = lb.plot_frontier(points, "lambda_h", R8, tmp_path / "f.png")
     assert families == ["MI bound", "kNN"]  # none is the reference line, not a column
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_frontier_min_hq_sets_the_rule_threshold(frontier_dir, tmp_path):
+    """`--min-hq 0.5`: mi_js's λ 0.3 (mean HQ 0.7467) now qualifies and is its operating point; at the
+    default 0.80 neither of its values does (test_frontier_means_se_and_operating_point)."""
+    out = tmp_path / "low"
+    assert report_main([str(frontier_dir), "--frontier", "lambda_h", "--min-hq", "0.5", "--out", str(out)]) == 0
+    text = (out / "frontier.md").read_text()
+    assert "mean raw HQ ≥ 50%" in text
+    assert "- `mi_js`: lambda_h = 0.3" in text
