@@ -26,8 +26,8 @@ from mege.leaderboard.confirm import _seconds, confirmation_rows
 from mege.leaderboard.points import collect_points, seed_values
 from mege.report import Stat, build_report
 from mege.report.write import format_p, pooled_p
-from mege.run_dir import RunDir
 from mege.study.plan import expand
+from mege.study.select import choose_row
 from mege.study.spec import load_spec
 from mege.tables import markdown_table
 
@@ -71,7 +71,7 @@ def regime_table(regime: str, rows: list[str] | None = None, files: Path | None 
     none = next((p for p in points if p.is_none), None)
     ready = none is not None and len(none.runs) >= len(seeds)
     judged = confirmation_rows(points, family) if ready else []  # a row still running is listed below, not judged
-    partial = {p.estimator: len(p.runs) for p in points if not (ready and p.is_none) and (len(p.runs) < len(seeds) or not ready)}
+    partial = {p.estimator: len(p.runs) for p in points if not ready or (not p.is_none and len(p.runs) < len(seeds))}
     secs = lambda p: f"{np.mean(_seconds(p)):.0f}" if _seconds(p) else "—"
     header = ["estimator", "λ_H", "modes", "HQ", "assigned KL", "G-test p", "Δ modes [95 % CI]", "adj. p",
               "k of n (modes)", "Δ HQ, points [95 % CI]", "verdict", "s/run"]
@@ -90,7 +90,9 @@ def regime_table(regime: str, rows: list[str] | None = None, files: Path | None 
     for name in names:
         if (ready and name == "none") or name in confirmed:
             continue
-        state = row_state(selection.get(name) or selection_progress(spec, files, name), partial.get(name), len(seeds))
+        # a study stopped inside its selection stage has written no selection.json entry: apply its rule here
+        entry = selection.get(name) or choose_row(spec, files, name, expand(spec, files, "selection", [name]))
+        state = row_state(entry, partial.get(name), len(seeds))
         if state.startswith("no qualifying"):
             records.append({"estimator": name, "verdict": "no qualifying λ_H", "share": 0.0})
         body.append([name, "—", state, *[""] * 7, "not confirmed" if state.startswith("no qualifying") else "", ""])
@@ -104,21 +106,10 @@ def regime_table(regime: str, rows: list[str] | None = None, files: Path | None 
     return lines, records
 
 
-def selection_progress(spec, files: Path, name: str) -> dict | None:
-    """A row's selection runs completed so far, where ``selection.json`` has no entry for it yet (a study
-    stopped inside its selection stage writes none)."""
-    jobs = expand(spec, files, "selection", [name])
-    done = sum(RunDir(j.path).status() == "completed" for j in jobs)
-    return {"lambda_h": None, "completed": done, "runs": len(jobs), "reason": "λ_H not chosen yet"} if done else None
-
-
 def row_state(entry: dict | None, confirmed_seeds: int | None, n_seeds: int) -> str:
     """How far a row that is not judged has run, from its ``selection.json`` entry and its confirmation runs."""
     if confirmed_seeds:
         return f"confirmation incomplete ({confirmed_seeds} of {n_seeds} seeds): not judged"
-    if entry and entry.get("reason") == "λ_H not chosen yet" and entry["completed"] == entry["runs"]:
-        return (f"selection runs complete ({entry['runs']} of {entry['runs']}); λ_H chosen when the study's selection "
-                f"stage ends (a stopped study: run its command again)")
     if entry and entry.get("lambda_h") is None and entry.get("completed") == entry.get("runs"):
         return f"no qualifying λ_H: {entry['reason']}"
     if entry and entry.get("lambda_h") is not None:

@@ -42,7 +42,7 @@ class Stacked(nn.Module):
         super().__init__()
         params, buffers = stack_module_state(modules)
         self.params = nn.ParameterDict({k.replace(".", "/"): nn.Parameter(v) for k, v in params.items()})
-        self.buffers_ = {k: v for k, v in buffers.items()}
+        self.buffers_ = dict(buffers)
         self._base = [copy.deepcopy(modules[0]).to("meta")]  # in a list: its meta parameters are not ours
         self.copies = len(modules)
 

@@ -82,18 +82,22 @@ def count_modes(labels: Tensor, n_modes: int, data_distribution: Tensor | np.nda
     return out
 
 
+def channel_logits(classifier: nn.Module, chunk: Tensor) -> Tensor:
+    """(b, n_stack, 10): the classifier's outputs for each channel of (b, n_stack, 28, 28) stacks, one digit each."""
+    digits = rearrange(chunk, "b c h w -> (b c) 1 h w").contiguous(memory_format=torch.channels_last)
+    return rearrange(classifier(digits), "(b c) k -> b c k", c=chunk.shape[1])
+
+
 def _classify_chunk(classifier: nn.Module, chunk: Tensor, one_thread: bool = False,
                     confidence: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     if one_thread:  # a worker thread: one intra-op thread each (the setting is per thread)
         torch.set_num_threads(1)
     with torch.inference_mode():  # grad mode is per thread too
-        digits = rearrange(chunk, "b c h w -> (b c) 1 h w").contiguous(memory_format=torch.channels_last)
-        logits = classifier(digits)
-        labels = encode_labels(rearrange(logits.argmax(dim=1), "(b c) -> b c", c=chunk.shape[1]))
+        logits = channel_logits(classifier, chunk)
+        labels = encode_labels(logits.argmax(dim=2))
         if not confidence:
             return labels
-        top = rearrange(logits.float().softmax(dim=1).amax(dim=1), "(b c) -> b c", c=chunk.shape[1])
-        return labels, top.amin(dim=1)
+        return labels, logits.float().softmax(dim=2).amax(dim=2).amin(dim=1)
 
 
 def classify_stacks(classifier: nn.Module, x: Tensor, batch_size: int = 128, workers: int | None = None,
