@@ -42,8 +42,28 @@ def _execute(jobs: list[Job], launcher: str, n_jobs: int, out: Path, dry_run: bo
     return launch.run_slurm(jobs, out) if launcher == "slurm" else launch.run_local(jobs, n_jobs, out)
 
 
+def rule_threshold(spec: Spec, out: Path) -> float | None:
+    """The selection rule's HQ threshold: ``min_hq``, or under ``min_hq_from`` the ``hq_threshold`` that
+    ``selection.json`` records (None while the reference row's selection runs are not all completed)."""
+    if "min_hq_from" not in spec.rule:
+        return float(spec.rule["min_hq"])
+    recorded = {e["hq_threshold"] for e in read_selection(out).values() if "hq_threshold" in e}
+    return recorded.pop() if len(recorded) == 1 else None
+
+
+def _report_args(spec: Spec, out: Path, args: tuple[str, ...]) -> list[str] | None:
+    """A report's arguments, a frontier given the rule's own HQ threshold (``--min-hq``) unless the spec sets
+    one; None when that threshold is not known yet."""
+    if "--frontier" not in args or "--min-hq" in args:
+        return list(args)
+    threshold = rule_threshold(spec, out)
+    return None if threshold is None else [*args, "--min-hq", repr(threshold)]
+
+
 def write_reports(spec: Spec, out: Path) -> list[str]:
-    """Each of the spec's ``mege report`` calls whose stage has runs, into ``<out>/report/<name>/``."""
+    """Each of the spec's ``mege report`` calls whose stage has runs, into ``<out>/report/<name>/``; a frontier
+    is drawn at the selection rule's HQ threshold (:func:`rule_threshold`), so its operating points are the
+    study's choices."""
     from mege.cli.report import main as report_main
 
     problems = []
@@ -51,8 +71,14 @@ def write_reports(spec: Spec, out: Path) -> list[str]:
         runs = out / item.runs
         if not runs.is_dir():
             continue
+        args = _report_args(spec, out, item.args)
+        if args is None:
+            ref = spec.rule["min_hq_from"]["row"]
+            problems.append(f"report {item.name}: not drawn yet; the rule's HQ threshold waits for row {ref}'s "
+                            f"selection runs (rerun the same command once they are completed)")
+            continue
         try:
-            report_main([str(runs), *item.args, "--out", str(out / REPORT / item.name)])
+            report_main([str(runs), *args, "--out", str(out / REPORT / item.name)])
         except MegeError as err:
             problems.append(f"report {item.name}: {err}")
     return problems

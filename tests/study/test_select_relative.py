@@ -12,7 +12,9 @@ import yaml
 
 from mege.errors import MegeError
 from mege.study import expand, load_spec, select
+from mege.study.run import rule_threshold, write_reports
 from mege.study.select import choose_row
+from mege.study.spec import Report
 
 SPEC = """
     name: rel
@@ -87,6 +89,33 @@ def test_an_incomplete_reference_row_leaves_the_others_waiting(tmp_path):
     assert knn["lambda_h"] is None and "hq_threshold" not in knn
     assert knn["reason"] == "reference row none's selection not complete (1 of 2 runs completed); run the selection stage"
     assert knn["completed"] < knn["runs"]  # counted as waiting, not as a row the rule left out
+
+
+def test_the_study_draws_its_frontier_at_the_rules_own_threshold(tmp_path):
+    """The study's frontier report gets ``--min-hq`` from the rule: at 0.89 (none's 94 % − 5 points) knn's
+    operating point is λ 0.1, the study's choice; at the report's default 0.80 it would be 1.0."""
+    write_selection(tmp_path)
+    spec = spec_with(tmp_path, "{min_hq_from: {row: none, points: 0.05}}")
+    spec.reports = (Report("frontier", "selection", ("--frontier", "lambda_h")),)
+    select(spec, tmp_path, ["none", "knn"])
+    assert math.isclose(rule_threshold(spec, tmp_path), 0.89, abs_tol=1e-12)
+    assert write_reports(spec, tmp_path) == []
+    text = (tmp_path / "report" / "frontier" / "frontier.md").read_text()
+    assert "mean raw HQ ≥ 89%" in text and "- `knn`: lambda_h = 0.1" in text
+
+    fixed = spec_with(tmp_path, "{min_hq: 0.8}")
+    assert rule_threshold(fixed, tmp_path) == 0.8
+
+
+def test_a_frontier_waits_for_the_reference_rows_threshold(tmp_path):
+    write_selection(tmp_path, none_status="interrupted")
+    spec = spec_with(tmp_path, "{min_hq_from: {row: none, points: 0.05}}")
+    spec.reports = (Report("frontier", "selection", ("--frontier", "lambda_h")),)
+    select(spec, tmp_path, ["none", "knn"])
+    assert rule_threshold(spec, tmp_path) is None
+    assert write_reports(spec, tmp_path) == ["report frontier: not drawn yet; the rule's HQ threshold waits for row "
+                                             "none's selection runs (rerun the same command once they are completed)"]
+    assert not (tmp_path / "report" / "frontier").exists()
 
 
 @pytest.mark.parametrize("rule, message", [

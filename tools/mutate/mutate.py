@@ -392,6 +392,11 @@ MUTATIONS: list[Mutation] = [
              "ready = none is not None",
              ("tests/leaderboard/test_ablation_ranking.py",),
              "a Stacked MNIST row is judged on the seeds `none` has so far, before the pre-registered 8"),
+    Mutation("study_frontier_default_threshold", "study", "mege/study/run.py",
+             'return None if threshold is None else [*args, "--min-hq", repr(threshold)]',
+             "return list(args)",
+             ("tests/study/test_select_relative.py",),
+             "a study's frontier is drawn at the report's default 80 % HQ, not at its rule's threshold"),
 ]
 
 
