@@ -16,8 +16,9 @@ atomically (temp file + rename); ``metrics.jsonl`` is appended and read skipping
 A run folder is continued only under the config it was written with: :meth:`RunDir.check_resume`
 compares the resolved config against ``config.yaml`` and refuses (one line naming the fix) when
 anything but :data:`MAY_CHANGE` (and the keys under :data:`MAY_CHANGE_UNDER`) differs, or when ``train.steps`` shrinks below the checkpoint's step.
-A completed folder holding only its small files (no checkpoint, e.g. committed run files copied back into
-a study's output) is kept as it is under the same config (:meth:`RunDir.kept_summary`), never retrained over.
+A completed folder at the asked ``train.steps`` is kept as it is, not a byte rewritten
+(:meth:`RunDir.kept_summary`); one holding only its small files (no checkpoint, e.g. committed run files copied
+back into a study's output) is never retrained over.
 """
 
 from __future__ import annotations
@@ -234,13 +235,15 @@ class RunDir:
             return None
 
     def kept_summary(self, config_text: str, steps: int) -> dict | None:
-        """The summary of a *completed* run folder that holds its small files but no checkpoint (e.g. run
-        files copied from a committed study), when ``mege train`` into it has nothing to do: same config
-        (:func:`config_changes`) and already at ``steps``. None when the folder is not such a run; a refusal
-        when it is one of another config or a shorter run (no checkpoint to continue from)."""
-        if self.checkpoint.is_file() or not self.config.is_file() or self.status() != "completed":
+        """The summary of a *completed* run folder when ``mege train`` into it has nothing to do: same config
+        (:func:`config_changes`) and already at ``steps``; its files are then left untouched. With a checkpoint
+        (whose config :meth:`check_resume` has checked) more steps continue from it: None. Without one (e.g.
+        run files copied from a committed study) a refusal when it is one of another config or a shorter run."""
+        if not self.config.is_file() or self.status() != "completed":
             return None
         summary = self.read_json(self.SUMMARY) or {}
+        if self.checkpoint.is_file():
+            return summary if summary.get("step") == steps else None
         try:
             old = yaml.safe_load(self.config.read_text())
         except yaml.YAMLError:

@@ -109,6 +109,22 @@ def test_killed_sweep_reruns_to_the_same_metrics_and_a_changed_config_is_refused
     assert RunDir(sweep / "0").status() == "completed" and rows(sweep / "1") == rows(ref)
 
 
+def test_a_completed_run_with_its_checkpoint_is_kept_byte_for_byte(make_cfg, tmp_path):
+    # a study rerun over its own output relaunches every completed run: none of its files may be rewritten (its
+    # summary once came back with another elapsed_s, and read "running" while being rewritten)
+    first = trainer_from_config(make_cfg("train.steps=20"), tmp_path).fit()
+    names = ("summary.json", "metrics.jsonl", "config.yaml", "checkpoint.pt")
+    def files():  # contents and the file itself (an atomic rewrite is a new inode)
+        return {name: ((tmp_path / name).read_bytes(), os.stat(tmp_path / name).st_ino) for name in names}
+
+    before = files()
+    kept = trainer_from_config(make_cfg("train.steps=20", "train.progress=false"), tmp_path).fit()
+    assert json.dumps(kept, sort_keys=True, default=str) == json.dumps(first, sort_keys=True, default=str)  # NaN-safe
+    assert files() == before
+    longer = trainer_from_config(make_cfg("train.steps=30"), tmp_path).fit()  # more steps continue from the checkpoint
+    assert longer["step"] == 30 and RunDir(tmp_path).status() == "completed"
+
+
 def test_a_completed_run_without_its_checkpoint_is_kept_not_retrained(make_cfg, tmp_path):
     # committed run files hold summary.json, config.yaml and metrics.jsonl but no checkpoint: a study continued
     # from them must keep them (retraining would overwrite them, with another platform's numbers elsewhere)

@@ -229,8 +229,8 @@ class Trainer:
         if s.resume:
             self.run_dir.check_resume(s.config_text, s.resume)  # refuses a checkpoint of another config
             kept = None if s.resume == FORCE else self.run_dir.kept_summary(s.config_text, s.steps)
-            if kept is not None:  # its small files only (e.g. committed run files): keep them, train nothing
-                print(f"{self.out_dir}: completed run kept (no checkpoint, same config, step {kept.get('step')})")
+            if kept is not None:  # completed at these steps: keep its files as they are, train nothing
+                print(f"{self.out_dir}: completed run kept (same config, step {kept.get('step')})")
                 return kept
         self.run_dir.write_text(RunDir.CONFIG, s.config_text)
         last = self._restore()
