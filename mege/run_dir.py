@@ -237,13 +237,14 @@ class RunDir:
     def kept_summary(self, config_text: str, steps: int) -> dict | None:
         """The summary of a *completed* run folder when ``mege train`` into it has nothing to do: same config
         (:func:`config_changes`) and already at ``steps``; its files are then left untouched. With a checkpoint
-        (whose config :meth:`check_resume` has checked) more steps continue from it: None. Without one (e.g.
+        (whose config :meth:`check_resume` has checked) that is not at ``steps`` (more steps, or an unreadable
+        one) the run continues from it: None. Without one (e.g.
         run files copied from a committed study) a refusal when it is one of another config or a shorter run."""
         if not self.config.is_file() or self.status() != "completed":
             return None
         summary = self.read_json(self.SUMMARY) or {}
-        if self.checkpoint.is_file():
-            return summary if summary.get("step") == steps else None
+        if self.checkpoint.is_file():  # kept only when the checkpoint too is at the end (else continue from it)
+            return summary if summary.get("step") == steps == self.checkpoint_step() else None
         try:
             old = yaml.safe_load(self.config.read_text())
         except yaml.YAMLError:

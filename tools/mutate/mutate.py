@@ -398,7 +398,7 @@ MUTATIONS: list[Mutation] = [
              ("tests/study/test_select_relative.py",),
              "a study's frontier is drawn at the report's default 80 % HQ, not at its rule's threshold"),
     Mutation("completed_run_rewritten", "run folder", "mege/run_dir.py",
-             'return summary if summary.get("step") == steps else None',
+             'return summary if summary.get("step") == steps == self.checkpoint_step() else None',
              "return None",
              ("tests/test_run_dir.py",),
              "rerunning a completed run with its checkpoint rewrites its summary (another elapsed_s; 'running' meanwhile)"),
