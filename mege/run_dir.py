@@ -238,8 +238,8 @@ class RunDir:
         """The summary of a *completed* run folder when ``mege train`` into it has nothing to do: same config
         (:func:`config_changes`) and already at ``steps``; its files are then left untouched. With a checkpoint
         (whose config :meth:`check_resume` has checked) that is not at ``steps`` (more steps, or an unreadable
-        one) the run continues from it: None. Without one (e.g.
-        run files copied from a committed study) a refusal when it is one of another config or a shorter run."""
+        one) the run continues from it: None. Without one (e.g. run files copied from a committed study) a
+        refusal when it is one of another config or a shorter run."""
         if not self.config.is_file() or self.status() != "completed":
             return None
         summary = self.read_json(self.SUMMARY) or {}
