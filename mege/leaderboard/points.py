@@ -169,11 +169,11 @@ def choose_operating_point(points: list[Point], min_hq: float = MIN_HQ, prefix: 
     chosen = _pick(points, min_hq, prefix, metric)
     if chosen is None:
         best_hq = max((_mean(p, prefix + "hq_fraction") for p in points), default=math.nan)
-        return None, f"no value reaches mean HQ ≥ {min_hq:.0%} (highest {_pct(best_hq)})"
+        return None, f"no value reaches mean HQ ≥ {threshold_pct(min_hq)} (highest {_pct(best_hq)})"
     n_ok = sum(qualifies(p, min_hq, prefix, metric) for p in points)
     what = "assigned KL" if metric == RULE_METRIC else metric
     return chosen, (f"lowest mean {what} ({format_number(_mean(chosen, prefix + metric))}) among the "
-                    f"{n_ok} of {len(points)} values with mean HQ ≥ {min_hq:.0%}")
+                    f"{n_ok} of {len(points)} values with mean HQ ≥ {threshold_pct(min_hq)}")
 
 
 def operating_points(points: list[Point], min_hq: float = MIN_HQ) -> dict[tuple, tuple[Point | None, str]]:
@@ -236,6 +236,11 @@ def paired_difference(a: dict[str, float], b: dict[str, float], level: float = L
 
 def seed_values(point: Point, metric: str) -> dict[str, float]:
     return {s: m[metric] for s, m in point.by_seed.items() if metric in m}
+
+
+def threshold_pct(x: float) -> str:
+    """An HQ threshold as a percentage, as precise as it is: 0.8 → "80%", -0.0444 → "-4.4%"."""
+    return f"{x:.0%}" if abs(100 * x - round(100 * x)) < 1e-9 else f"{x:.1%}"
 
 
 def _pct(x: float) -> str:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from mege.leaderboard.points import (FRONTIER_METRICS, MIN_HQ, RULE_METRIC, best_row, collect_points,
-                                     operating_points, paired_difference, Point, seed_values)
+                                     operating_points, paired_difference, Point, seed_values, threshold_pct)
 from mege.report import EMA_PREFIX, Run, format_number
 from mege.tables import markdown_table
 
@@ -52,7 +52,7 @@ def _slug(context: tuple) -> str:
 def frontier_markdown(points: list[Point], param: str, plots: dict[tuple, str], min_hq: float = MIN_HQ) -> str:
     lines = [f"# {param} frontier", "",
              f"Rule (experiments/ablation/README.md): per estimator, among the {param} values with mean raw HQ ≥ "
-             f"{min_hq:.0%}, the lowest mean raw assigned KL; tie → smaller {param}. Cells: mean ± s.e. over seeds "
+             f"{threshold_pct(min_hq)}, the lowest mean raw assigned KL; tie → smaller {param}. Cells: mean ± s.e. over seeds "
              "(ddof = 1); raw = the generator's own samples, EMA = its weight average; KLs beside their "
              "perfect-sampler floor (`≤2×floor`: within twice it). `none` = no entropy term (the reference).", ""]
     chosen = operating_points(points, min_hq)
@@ -83,7 +83,7 @@ def leaderboard_markdown(points: list[Point], param: str, min_hq: float = MIN_HQ
     lines = ["# Leaderboard", "",
              "Cells: mean ± s.e. over seeds (ddof = 1); raw = the generator's own samples, EMA = its weight average; "
              "each KL beside its perfect-sampler floor (`≤2×floor`: within twice it). "
-             f"Best = lowest mean raw assigned KL among the estimator rows with mean raw HQ ≥ {min_hq:.0%} (`none` "
+             f"Best = lowest mean raw assigned KL among the estimator rows with mean raw HQ ≥ {threshold_pct(min_hq)} (`none` "
              "excluded; tie → smaller " + param + "). Differences: paired by seed, mean [95 % t interval] (n pairs); "
              "`*` = the interval excludes 0.", ""]
     for context in _contexts(points):
@@ -114,7 +114,7 @@ def leaderboard_markdown(points: list[Point], param: str, min_hq: float = MIN_HQ
                       "assigned KL − none (EMA)", "assigned KL − best (EMA)", "modes − none (raw)"], rows)
         lines.append("")
         if best is None:
-            lines.append(f"No estimator row reaches mean raw HQ ≥ {min_hq:.0%}: no best estimator.")
+            lines.append(f"No estimator row reaches mean raw HQ ≥ {threshold_pct(min_hq)}: no best estimator.")
         else:
             line = f"Best: `{best.estimator}` at {param} = {format_number(best.value)}"
             if ref is not None:
@@ -175,7 +175,7 @@ def plot_frontier(points: list[Point], param: str, context: tuple, path: Path, m
                     ax.axhline(max(floors), color="k", ls=":", lw=1, label="perfect-sampler floor")
                 ax.set_yscale("log")
             if metric == "hq_fraction":
-                ax.axhline(min_hq, color="tab:red", ls=":", lw=1, label=f"rule: HQ ≥ {min_hq:.0%}")
+                ax.axhline(min_hq, color="tab:red", ls=":", lw=1, label=f"rule: HQ ≥ {threshold_pct(min_hq)}")
                 ax.set_ylim(-0.02, 1.02)
             if metric == "modes" and n_modes:
                 ax.axhline(n_modes, color="k", ls=":", lw=1, label=f"all {n_modes} modes")

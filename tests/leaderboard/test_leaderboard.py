@@ -121,6 +121,15 @@ def test_rule_threshold_and_ties_are_strict():
     assert lb.choose_operating_point([point(0.1, 0.9, 0.2), point(0.3, 0.9, 0.19)])[0].value == 0.3
 
 
+def test_a_relative_threshold_is_written_as_precisely_as_it_is():
+    """The stacked-MNIST rule's threshold is none's HQ − 5 points (−4.4 %): the reason must not round it to −4 %."""
+    from mege.leaderboard.points import threshold_pct
+    p = lb.Point((), "x", "kNN", 0.1, [])
+    p.stats = {"hq_fraction": lb.Stat(0.0, 0.0, 2), "assigned_kl": lb.Stat(0.3, 0.0, 2)}
+    assert lb.choose_operating_point([p], min_hq=0.0056 - 0.05)[1].endswith("values with mean HQ ≥ -4.4%")
+    assert threshold_pct(0.8) == "80%" and threshold_pct(0.85) == "85%" and threshold_pct(-0.0444) == "-4.4%"
+
+
 def test_paired_difference_by_hand():
     a = dict(zip("01234", [0.10, 0.20, 0.15, 0.12, 0.13]))
     b = dict(zip("01234", [0.30, 0.50, 0.40, 0.35, 0.45]))
