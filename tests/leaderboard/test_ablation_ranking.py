@@ -107,3 +107,21 @@ def test_stacked_table_judges_nothing_while_none_is_running(tmp_path):
     assert "**" not in text and records == []
     assert "| none | — | confirmation incomplete (4 of 8 seeds): not judged" in text
     assert "| kde | — | selection incomplete (1 of 10 runs)" in text
+
+
+def test_a_stacked_rescue_carries_amendment_ones_mark_and_modes_keep_four_digits(tmp_path):
+    """Protocol amendment 1: on Stacked MNIST a *rescues* is a coverage gain at an unresolved quality (†);
+    999.75 of 1000 modes reads 999.8, not 1e+03."""
+    lb = _leaderboard()
+    from test_leaderboard import make_run
+    conf = tmp_path / "confirmation"
+    for seed in range(300, 308):
+        make_run(conf / "none" / "lambda_0", str(seed), "none", 0, seed, 950, 0.005, 0.6, experiment="stacked_mnist_cpu")
+        make_run(conf / "kde" / "lambda_0.01", str(seed), "kde", 0.01, seed, 1000 - (seed % 4 == 0), 0.006, 0.2,
+                 experiment="stacked_mnist_cpu")
+    lines, records = lb.regime_table(lb.STACKED, rows=["none", "kde"], files=tmp_path)
+    row = next(line for line in lines if line.startswith("| kde |"))
+    assert "| 999.8 ± 0.16 |" in row and "**rescues**†" in row and "8 of 8 better" in row
+    assert records == [{"estimator": "kde", "verdict": "rescues", "share": 49.75 / 1000}]
+    toy = next(line for line in lb.regime_table("ring")[0] if line.startswith("| none |"))
+    assert "†" not in "\n".join(lb.regime_table("ring")[0]) and "e+" not in toy
