@@ -147,3 +147,15 @@ class GridCritic(nn.Module):
 
     def forward(self, x):
         return 25.0 * torch.cdist(x, self.centres).pow(2).min(dim=1).values
+
+
+def load_script(relative_path: str, name: str):
+    """A script of the repository (``experiments/…``, ``tools/…``) imported as module ``name``; it is
+    registered in ``sys.modules`` first, since dataclasses look their module up while the class is built."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / relative_path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

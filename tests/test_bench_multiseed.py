@@ -4,15 +4,14 @@ The benchmark's speed-up is only meaningful if the stacked step is the same comp
 steps: the summed-over-seeds loss (each seed's mean loss × 1) must give seed s's parameters exactly the
 gradient its own module gets on its rows of the batch.
 """
-import importlib.util
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("bench_multiseed", ROOT / "experiments/regimes/bench_multiseed.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+bench = load_script("experiments/regimes/bench_multiseed.py", "bench_multiseed")
 
 
 def test_stacked_seeds_get_their_own_gradients(tmp_path):

@@ -5,23 +5,20 @@ exist, so a refactor that moves a mutated line or a test file fails here rather 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tools" / "mutate" / "mutate.py"
 
 
 def load_mutate():
-    spec = importlib.util.spec_from_file_location("mege_tools_mutate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/mutate/mutate.py", "mege_tools_mutate")
 
 
 def test_every_mutation_applies_to_the_working_tree():

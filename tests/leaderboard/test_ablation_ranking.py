@@ -3,20 +3,11 @@ that picks the Stacked MNIST estimators (protocol_stacked_mnist.md), by hand, an
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import load_script
 
 
 def _leaderboard():
-    path = ROOT / "experiments" / "estimator_ablation" / "leaderboard.py"
-    spec = importlib.util.spec_from_file_location("ablation_leaderboard", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/estimator_ablation/leaderboard.py", "ablation_leaderboard")
 
 
 def _rec(name, verdict, share):

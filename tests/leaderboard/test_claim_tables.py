@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+from conftest import load_script
 from test_leaderboard import T975_DF2, make_run
 
 
 def _tables():
-    path = Path(__file__).resolve().parents[2] / "experiments" / "claims" / "converged_tables.py"
-    spec = importlib.util.spec_from_file_location("converged_tables", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/claims/converged_tables.py", "converged_tables")
 
 
 def _row(root, label, kls, modes=(8, 8, 8)):
