@@ -402,6 +402,20 @@ MUTATIONS: list[Mutation] = [
              "return None",
              ("tests/test_run_dir.py",),
              "rerunning a completed run with its checkpoint rewrites its summary (another elapsed_s; 'running' meanwhile)"),
+    Mutation("claim3_tie_to_larger_step", "claims", "experiments/claims/claim3_select.py",
+             "key=lambda eta: (means[eta][0], means[eta][1], -eta))",
+             "key=lambda eta: (means[eta][0], means[eta][1], eta))",
+             ("tests/leaderboard/test_claim3_select.py",),
+             "claim 3's stage-1 tie goes to the larger effective step, not the smaller one the protocol names"),
+    Mutation("claim3_failed_run_counted", "claims", "experiments/claims/claim3_select.py",
+             'if run.status != "completed" or not math.isfinite(modes):',
+             "if not math.isfinite(modes):",
+             ("tests/leaderboard/test_claim3_select.py",),
+             "a diverged (failed) stage-1 run counts its last modes instead of 0, as the protocol says"),
+    Mutation("stacked_rescue_unmarked", "leaderboard", "experiments/estimator_ablation/leaderboard.py",
+             'AMENDED = {(STACKED, "rescues"): "†"}', "AMENDED = {}",
+             ("tests/leaderboard/test_ablation_ranking.py",),
+             "a Stacked MNIST rescues is printed without amendment 1's mark (a coverage gain at unresolved quality)"),
 ]
 
 
