@@ -13,9 +13,11 @@ compares two runs bit for bit. ``MEGE_TEST_DEVICE=cuda`` runs the composed confi
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -152,8 +154,6 @@ class GridCritic(nn.Module):
 def load_script(relative_path: str, name: str):
     """A script of the repository (``experiments/…``, ``tools/…``) imported as module ``name``; it is
     registered in ``sys.modules`` first, since dataclasses look their module up while the class is built."""
-    import importlib.util
-    from pathlib import Path
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / relative_path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
