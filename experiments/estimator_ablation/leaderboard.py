@@ -81,14 +81,16 @@ def regime_table(regime: str, rows: list[str] | None = None, files: Path | None 
               "k of n (modes)", "Δ HQ, points [95 % CI]", "verdict", "s/run"]
     body, records = [], []
     if ready:
-        body.append(["none", "0", _mean_se(none, "modes", digits=mode_digits), _mean_se(none, "hq_fraction", True), _mean_se(none, "assigned_kl"),
-                     format_p(pooled_p(none, "assigned_kl")), "—", "—", "—", "—", "—", secs(none)])
+        body.append(["none", "0", _mean_se(none, "modes", digits=mode_digits), _mean_se(none, "hq_fraction", True),
+                     _mean_se(none, "assigned_kl"), format_p(pooled_p(none, "assigned_kl")), "—", "—", "—", "—", "—",
+                     secs(none)])
     ordered = sorted(judged, key=lambda r: (-RANK[r[4]], -r[3]["modes"].mean))
     for _, _, p, c, v in ordered:
         name = p.estimator + (f" ({p.setup_text()})" if p.setup else "")  # e.g. the posterior scores' noisy generator
         body.append([name, f"{p.value:g}", _mean_se(p, "modes", digits=mode_digits), _mean_se(p, "hq_fraction", True),
                      _mean_se(p, "assigned_kl"), format_p(pooled_p(p, "assigned_kl")), _effect(c["modes"]),
-                     f"{c['modes'].p_adjusted:.2g}", c["modes"].k_of_n(), _effect(c["hq_fraction"], True), f"**{v}**{AMENDED.get((regime, v), '')}", secs(p)])
+                     f"{c['modes'].p_adjusted:.2g}", c["modes"].k_of_n(), _effect(c["hq_fraction"], True),
+                     f"**{v}**{AMENDED.get((regime, v), '')}", secs(p)])
         records.append({"estimator": p.estimator, "verdict": v, "share": c["modes"].mean / k_modes})
     confirmed = {r["estimator"] for r in records}
     for name in names:
