@@ -56,7 +56,10 @@ def env() -> dict[str, str]:
 
 
 def local_command(job: Job) -> list[str]:
-    return [*TRAIN, *job.overrides, f"hydra.run.dir={job.path}"]
+    """``mege train`` into the job's folder. A completed folder is only checked there (and kept), so hydra is
+    told not to rewrite its ``.hydra/`` record of how the run was made (``hydra.output_subdir=null``)."""
+    keep_record = ["hydra.output_subdir=null"] if completed(job) else []
+    return [*TRAIN, *job.overrides, f"hydra.run.dir={job.path}", *keep_record]
 
 
 class Recorder:

@@ -45,8 +45,14 @@ def test_tiny_study_runs_resumes_and_refuses_a_changed_config(tmp_path, capsys):
     (row,) = _times(out)
     assert row[:5] == ["runs", "none", "", "0", "completed"] and float(row[5]) > 0
     assert (out / "report" / "runs" / "report.csv").read_text().count("\n") == 2  # header + one group
+    # a kept run's hydra record stays as it was made (e.g. by another launcher, overrides in another order)
+    record = {name: (run / ".hydra" / name) for name in ("config.yaml", "overrides.yaml")}
+    record["overrides.yaml"].write_text("- seed=0\n" + record["overrides.yaml"].read_text().replace("- seed=0\n", ""))
+    record["config.yaml"].write_text(record["config.yaml"].read_text() + "# as first written\n")
+    before = {name: path.read_bytes() for name, path in record.items()}
     assert cli_main(["study", str(spec)]) == 0  # rerun: kept, nothing launched
     assert len(_times(out)) == 1
+    assert {name: path.read_bytes() for name, path in record.items()} == before
     capsys.readouterr()
     # the same folder under another config: refused by the run-folder check, recorded, listed
     assert cli_main(["study", str(spec), "train.batch_size=16"]) == 1
