@@ -33,24 +33,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mege.errors import check
+
 ALPHA = 0.05
 HQ_MARGIN = 0.05
 BOOTSTRAP_RESAMPLES = 10_000
 MAX_EXACT_N = 20
 
 
-def sign_flip_p(differences: list[float]) -> float:
-    """Exact two-sided sign-flip permutation p-value of the mean of paired differences (nan for n = 0)."""
+def sign_flip_p(differences: list[float], alternative: str = "two-sided") -> float:
+    """Exact sign-flip permutation p-value of the sum S of paired differences (nan for n = 0): the share of
+    the 2^n sign patterns whose sum is at least as extreme — |S'| ≥ |S| (``two-sided``), S' ≥ S
+    (``greater``: predicted > 0) or S' ≤ S (``less``: predicted < 0)."""
+    check(alternative in ("two-sided", "greater", "less"),
+          f"alternative={alternative!r}: use 'two-sided', 'greater' or 'less'")
     d = np.asarray(differences, dtype=float)
     n = len(d)
     if n == 0:
         return math.nan
     if n > MAX_EXACT_N:
         raise ValueError(f"exact enumeration over 2^{n} sign patterns is too large; use at most {MAX_EXACT_N} seeds")
-    observed = abs(d.sum())
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    sums = np.abs(signs @ d)
-    return float(np.mean(sums >= observed - 1e-12 * max(1.0, observed)))
+    sums, observed = signs @ d, d.sum()
+    if alternative == "two-sided":
+        sums, observed = np.abs(sums), abs(observed)
+    elif alternative == "less":
+        sums, observed = -sums, -observed
+    return float(np.mean(sums >= observed - 1e-12 * max(1.0, abs(observed))))
 
 
 def holm(p_values: dict[str, float]) -> dict[str, float]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from mege.errors import MegeError
 from mege.leaderboard.confirm import (Comparison, bootstrap_interval, compare, holm, min_attainable_p, sign_flip_p,
                                       verdict)
 
@@ -20,6 +21,23 @@ def test_sign_flip_p_by_hand_and_against_scipy_permutation_test():
     ref = stats.permutation_test((d,), lambda x: np.mean(x), permutation_type="samples", n_resamples=np.inf,
                                  alternative="two-sided").pvalue
     assert sign_flip_p(list(d)) == pytest.approx(ref, rel=1e-12)
+
+
+def test_one_sided_sign_flip_p_by_hand_and_against_scipy():
+    # all five seeds in the predicted direction: only the observed pattern is as extreme → 1/32 (claim 3's floor)
+    assert sign_flip_p([-1, -2, -1, -3, -1], alternative="less") == pytest.approx(1 / 32)
+    assert sign_flip_p([-1, -2, -1, -3, -1], alternative="greater") == pytest.approx(1.0)
+    # (3, -1, 2): sums 6, 4, 2, 0, 0, -2, -4, -6 over the 8 patterns; S = 4 → S' ≥ 4 in 2 of 8, S' ≤ 4 in 7 of 8
+    assert sign_flip_p([3, -1, 2], alternative="greater") == pytest.approx(2 / 8)
+    assert sign_flip_p([3, -1, 2], alternative="less") == pytest.approx(7 / 8)
+    assert sign_flip_p([0.0] * 5, alternative="less") == 1.0  # every seed tied: nothing shown
+    d = np.array([0.3, -0.1, 0.5, 0.7, 0.2, -0.4, 0.9, 0.1])
+    for alternative in ("greater", "less"):
+        ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                     alternative=alternative).pvalue
+        assert sign_flip_p(list(d), alternative=alternative) == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(MegeError, match="use 'two-sided', 'greater' or 'less'"):
+        sign_flip_p([1.0], alternative="up")
 
 
 def test_zero_differences_limit_the_smallest_p():
