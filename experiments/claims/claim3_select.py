@@ -9,7 +9,7 @@ modes) counts as 0 modes, 0 HQ. Nothing is chosen until all 3 η × 3 β × 2 se
         [--spec experiments/claims/claim3_confirmation.yaml]
 
 ``--spec`` writes stage 2 (rows sgd_beta{0.0,0.5,0.9} at lr = η(1 − β), recipe, adam_beta1_0.0,
-adam_beta1_0.9; seeds 0–4) for ``mege study``; it refuses to replace a different existing file.
+adam_beta1_0.9; seeds 0–5 by the protocol's amendment 1) for ``mege study``; it refuses to replace a different existing file.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from mege.report import build_report
 ETAS = (3e-3, 1e-2, 3e-2)
 BETAS = (0.0, 0.5, 0.9)
 SELECTION_SEEDS = ("100", "101")
-CONFIRMATION_SEEDS = (0, 1, 2, 3, 4)
+CONFIRMATION_SEEDS = (0, 1, 2, 3, 4, 5)  # 0–4, + 5 by the protocol's amendment 1
 
 
 def effective_step(lr: float, beta: float) -> float:
@@ -68,7 +68,7 @@ def stage2_spec(eta: float) -> str:
     sgd = "\n".join(f"  sgd_beta{beta}: [+sweep=claim3_equal_step_sgd, optim.generator.momentum={beta}, "
                     f"optim.generator.lr={eta * (1 - beta):.3g}]" for beta in BETAS)
     return (f"# Claim 3, stage 2 (experiments/claims/claim3_protocol.md): the rows at the η = {eta:g} that stage 1 chose\n"
-            "# (written by experiments/claims/claim3_select.py), judged on confirmation seeds 0–4.\n"
+            "# (written by experiments/claims/claim3_select.py), judged on confirmation seeds 0–5 (amendment 1).\n"
             "#   mege study experiments/claims/claim3_confirmation.yaml --jobs 2\n"
             "name: claim3_confirmation\nout: outputs/claims/claim3_confirmation\n"
             "base: [experiment=ring8, train.progress=false]\nrows:\n"

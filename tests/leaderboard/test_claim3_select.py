@@ -43,7 +43,7 @@ def test_the_rule_averages_over_beta_and_counts_a_failed_run_as_zero(tmp_path, c
     rows = yaml.safe_load(spec.read_text())["rows"]
     assert rows["sgd_beta0.9"] == ["+sweep=claim3_equal_step_sgd", "optim.generator.momentum=0.9", "optim.generator.lr=0.001"]
     assert rows["sgd_beta0.5"][-1] == "optim.generator.lr=0.005" and set(rows) >= {"recipe", "adam_beta1_0.0", "adam_beta1_0.9"}
-    assert yaml.safe_load(spec.read_text())["seeds"] == [0, 1, 2, 3, 4]
+    assert yaml.safe_load(spec.read_text())["seeds"] == [0, 1, 2, 3, 4, 5]  # amendment 1: seed 5 added
     from mege.study.spec import load_spec
     assert list(load_spec(spec).rows)[:2] == ["recipe", "sgd_beta0.0"]  # a spec `mege study` reads
     assert sel.main([str(runs), "--spec", str(spec)]) == 0  # the same text again: fine
@@ -64,3 +64,35 @@ def test_nothing_is_chosen_while_a_run_is_missing(tmp_path, capsys):
     assert sel.main([str(runs)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "1 of 18 runs missing: η 0.03 β 0.9 seed 101" in err
+
+
+def _stage2(root, modes):
+    """Stage-2 run folders ``<root>/<row>/<seed>``; ``modes[row]`` → one count per seed 0–5."""
+    for row, counts in modes.items():
+        for seed, m in enumerate(counts):
+            make_run(root / row, str(seed), "none", 0, seed, m, 0.9, 0.01, experiment="ring8")
+    return root
+
+
+def test_stage2_verdicts_by_the_protocol_with_amendment_ones_sixth_seed(tmp_path):
+    judge = load_script("experiments/claims/claim3_judge.py", "claim3_judge")
+    root = _stage2(tmp_path, {"sgd_beta0.0": [8] * 6, "sgd_beta0.9": [6, 7, 5, 7, 6, 7],   # 6 of 6 fewer
+                              "adam_beta1_0.0": [6, 6, 6, 6, 6, 8], "adam_beta1_0.9": [8, 8, 8, 8, 8, 8],  # 5 of 6 more
+                              "recipe": [8] * 6})
+    text = judge.markdown(judge.load(root))
+    sgd = next(line for line in text.splitlines() if line.startswith("| SGD β 0.9 − β 0 |"))
+    adam = next(line for line in text.splitlines() if line.startswith("| Adam β1 0.9 − β1 0 |"))
+    # one-sided p: 1/64 for SGD (every seed fewer) and 1 for Adam; Holm over two: 2/64 = 0.031 ≤ 0.05
+    assert "| 6 / 0 / 0 of 6 | 0.016 | 0.031 | **supported** |" in sgd
+    assert "| 0 / 5 / 1 of 6 | 1 | 1 | **contradicted** |" in adam
+    assert "| SGD β 0.5 | 0 |" in text  # a row not run is listed, not dropped
+
+
+def test_stage2_needs_every_seed_and_five_seeds_could_never_pass_holm():
+    judge = load_script("experiments/claims/claim3_judge.py", "claim3_judge")
+    c = judge.judge({str(s): 6 for s in range(5)}, {str(s): 8 for s in range(5)})
+    c["p_adjusted"] = 1.0
+    assert c["n"] == 5 and judge.verdict(c) == "not judged (5 of 6 seeds)"
+    from mege.leaderboard.confirm import holm, sign_flip_p
+    five = sign_flip_p([-1.0] * 5, alternative="less")
+    assert holm({"sgd": five, "adam": five})["sgd"] == 2 / 32 > 0.05  # why amendment 1 added seed 5
