@@ -55,9 +55,9 @@ def judge(a: dict[str, float], b: dict[str, float]) -> dict:
     """One predicted-negative comparison of ``a − b`` over the seeds both have (p before Holm)."""
     seeds = [s for s in SEEDS if s in a and s in b]
     d = [a[s] - b[s] for s in seeds]
-    return {"n": len(d), "d": d, "mean": sum(d) / len(d) if d else math.nan,
-            "se": Stat.of(d).se if d else math.nan, "predicted": sum(x < 0 for x in d), "other": sum(x > 0 for x in d),
-            "p": sign_flip_p(d, alternative="less") if len(d) == len(SEEDS) else math.nan}
+    stat = Stat.of(d)
+    return {"n": len(d), "mean": stat.mean, "se": stat.se, "predicted": sum(x < 0 for x in d),
+            "other": sum(x > 0 for x in d), "p": sign_flip_p(d, alternative="less") if len(d) == len(SEEDS) else math.nan}
 
 
 def verdict(c: dict) -> str:
