@@ -43,9 +43,7 @@ RANK = {"rescues": 3, "blurs": 2, "no effect": 1, "hurts": 0}
 def _mean_se(point, metric: str, pct: bool = False, digits: int = 3) -> str:
     s = Stat.of(list(seed_values(point, metric).values()))
     scale, unit = (100, " %") if pct else (1, "")
-    mean = f"{scale * s.mean:.{digits}g}"
-    mean = f"{scale * s.mean:.0f}" if "e" in mean else mean  # 999.75 modes: "1000", not "1e+03"
-    return f"{mean} ± {scale * s.se:.2g}{unit}"
+    return f"{scale * s.mean:.{digits}g} ± {scale * s.se:.2g}{unit}"
 
 
 def _effect(c, pct: bool = False) -> str:
